@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/eunomia-agent/eunomia/internal/handler"
+	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/all"
+)
+
+type runOptions struct {
+	format    string
+	output    string
+	duration  time.Duration
+	queueSize int
+	trackers  *trackerFlags
+}
+
+func newRunCmd() *cobra.Command {
+	reg := all.Registry()
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run TRACKER [TRACKER...]",
+		Short: "Run trackers and print their events until Ctrl-C",
+		Long: "Run one or more trackers in this process and print their events.\n\n" +
+			"Trackers: " + fmt.Sprint(reg.Names()) + ".\n" +
+			"Filter flags apply to every named tracker that has them; a flag that\n" +
+			"applies to none of them is an error.",
+		Example: "  eunomia run process\n" +
+			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return o.run(ctx, reg, args, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
+	f.StringVarP(&o.output, "output", "o", "", "write events to this file instead of stdout")
+	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
+	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
+	o.trackers = bindTrackerFlags(f, reg)
+	return cmd
+}
+
+func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []string, stderr io.Writer) error {
+	if o.duration < 0 {
+		return fmt.Errorf("--duration: %s is negative", o.duration)
+	}
+	if o.queueSize < 1 {
+		return fmt.Errorf("--queue-size: %d, want at least 1", o.queueSize)
+	}
+	cfgs, err := o.trackers.configs(reg, kinds)
+	if err != nil {
+		return err
+	}
+	format, err := handler.FormatByName(o.format)
+	if err != nil {
+		return fmt.Errorf("--fmt: %w", err)
+	}
+	if err := requireRoot("eunomia run"); err != nil {
+		return err
+	}
+
+	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
+	if o.output != "" {
+		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("--output: %w", err)
+		}
+		out = f
+	}
+	chain := handler.Chain{handler.NewPrinter(format, out)}
+	defer chain.Close()
+
+	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	for i, kind := range kinds {
+		if _, err := m.Start(kind, cfgs[i], tracker.Env{}, chain); err != nil {
+			m.Close()
+			return err
+		}
+	}
+
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	<-ctx.Done()
+
+	infos, err := m.Close()
+	cerr := chain.Close()
+	for _, in := range infos {
+		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
+			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
+	}
+	if err != nil {
+		return err
+	}
+	return cerr
+}
