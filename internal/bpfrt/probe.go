@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -25,6 +26,10 @@ import (
 // DefaultRingSize is the ring buffer size of a tracker unless it asks for
 // another: room for about a thousand of the largest (exec) events.
 const DefaultRingSize = 2 << 20
+
+// btfCache keeps the decoded kernel BTF for every load: decoding it takes
+// about 20 ms, more than loading a tracker's programs.
+var btfCache = btf.NewCache()
 
 // Probe is one loaded BPF collection with its links and ring buffer reader.
 type Probe struct {
@@ -95,7 +100,7 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Probe, error) {
 		m.MaxEntries = size
 	}
 
-	coll, err := ebpf.NewCollection(spec)
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Cache: btfCache})
 	if err != nil {
 		return nil, explainLoadError(err)
 	}

@@ -69,7 +69,7 @@ func (tf *trackerFlags) configs(reg *tracker.Registry, kinds []string) ([]tracke
 			}
 			used = true
 			if err := tracker.SetOption(cfg, key, value); err != nil {
-				return nil, fmt.Errorf("--%s: %w", flag, strings.TrimPrefix(err.Error(), key+": "))
+				return nil, fmt.Errorf("--%s: %s", flag, strings.TrimPrefix(err.Error(), key+": "))
 			}
 		}
 		if !used {

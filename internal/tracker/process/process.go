@@ -88,11 +88,8 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		p.Close()
 		return err
 	}
-	for _, tp := range []struct{ name, prog string }{
-		{"sched_process_exec", "handle_exec"},
-		{"sched_process_exit", "handle_exit"},
-	} {
-		if err := p.Tracepoint("sched", tp.name, tp.prog); err != nil {
+	for _, prog := range []string{"handle_exec", "handle_exit"} {
+		if err := p.BTFTracepoint(prog); err != nil {
 			p.Close()
 			return err
 		}
