@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
 	clang llvm libbpf-dev bpftool clang-format # BPF toolchain (go generate)
+	linux-libc-dev                             # syscall table headers (go generate)
 	docker.io busybox-static                   # container tests
 	prometheus                                 # scrape tests
 	libbpf-tools bpftrace                      # peers for bench/
