@@ -3,12 +3,14 @@ package all
 
 import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
 )
 
 // Registry returns a registry of every tracker kind.
 func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
+		ipc.Kind,
 		process.Kind,
 	)
 }
