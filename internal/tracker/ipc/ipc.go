@@ -131,9 +131,9 @@ type Tracker struct {
 
 // Start implements tracker.Tracker.
 func (t *Tracker) Start(emit func(*event.Event)) error {
-	if t.cfg.IPC && runtime.GOARCH != "amd64" {
+	if runtime.GOARCH != "amd64" {
 		// The programs read x86_64 syscall registers from pt_regs.
-		return fmt.Errorf("ipc: the IPC system calls are traced on x86_64 only (this is %s); run with --ipc=false for signals", runtime.GOARCH)
+		return fmt.Errorf("ipc: this tracker runs on x86_64 only (this is %s)", runtime.GOARCH)
 	}
 	opsMask, err := opMask(t.cfg.Ops)
 	if err != nil {

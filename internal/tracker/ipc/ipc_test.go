@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -116,6 +117,8 @@ func TestHelperIPC(t *testing.T) {
 		r, err = doSem()
 	case "mq":
 		r, err = doMq()
+	case "send":
+		r, err = doSend()
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -179,6 +182,19 @@ func doMsg() (helperResult, error) {
 		return helperResult{}, fmt.Errorf("msgctl: %w", e)
 	}
 	return helperResult{Key: key, ID: int32(id), Bytes: int64(n)}, nil
+}
+
+// doSend sends one message to the queue named by the environment.
+func doSend() (helperResult, error) {
+	id, err := strconv.Atoi(os.Getenv(helperEnv + "_ID"))
+	if err != nil {
+		return helperResult{}, err
+	}
+	m := msgbuf{mtype: msgType}
+	if _, _, e := unix.Syscall6(unix.SYS_MSGSND, uintptr(id), uintptr(unsafe.Pointer(&m)), msgSize, 0, 0, 0); e != 0 {
+		return helperResult{}, fmt.Errorf("msgsnd: %w", e)
+	}
+	return helperResult{ID: int32(id)}, nil
 }
 
 const shmSize = 8192
@@ -318,8 +334,8 @@ func TestMessageQueue(t *testing.T) {
 	if ev.Process.Ppid != uint32(os.Getpid()) {
 		t.Errorf("ppid = %d, want %d", ev.Process.Ppid, os.Getpid())
 	}
-	if ev.Process.Comm != "ipc.test" {
-		t.Errorf("comm = %q, want ipc.test", ev.Process.Comm)
+	if comm := filepath.Base(os.Args[0]); ev.Process.Comm != comm[:min(len(comm), 15)] {
+		t.Errorf("comm = %q, want %.15s", ev.Process.Comm, comm)
 	}
 
 	_, snd := one(t, c, pid, "msgsnd")
@@ -344,6 +360,31 @@ func TestMessageQueue(t *testing.T) {
 	checkSysv(t, ctl, r)
 	if ctl.Cmd != "IPC_RMID" {
 		t.Errorf("msgctl cmd = %q, want IPC_RMID", ctl.Cmd)
+	}
+}
+
+// A queue that exists before the tracker starts: its key comes from
+// /proc/sysvipc, read at start.
+func TestKeyOfExistingQueue(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	key, id, err := sysvGet(func(key int32) (int, error) {
+		id, _, e := unix.Syscall(unix.SYS_MSGGET, uintptr(key), unix.IPC_CREAT|unix.IPC_EXCL|0o600, 0)
+		if e != 0 {
+			return 0, e
+		}
+		return int(id), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Syscall(unix.SYS_MSGCTL, uintptr(id), unix.IPC_RMID, 0)
+	c, _, _ := testutil.StartTracker(t, Kind, &Config{IPC: true})
+	t.Setenv(helperEnv+"_ID", strconv.Itoa(id)) // passed on to the helper
+	pid, _ := runHelper(t, "send")
+	_, snd := one(t, c, pid, "msgsnd")
+	checkSysv(t, snd, helperResult{Key: key, ID: int32(id)})
+	if snd.Size != msgSize {
+		t.Errorf("msgsnd size = %d, want %d", snd.Size, msgSize)
 	}
 }
 
