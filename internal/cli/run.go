@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -84,10 +85,12 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	for i, kind := range kinds {
-		if _, err := m.Start(kind, cfgs[i], tracker.Env{}, chain); err != nil {
+		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
+		if err != nil {
 			m.Close()
 			return err
 		}
+		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", kind, id))
 	}
 
 	if o.duration > 0 {
