@@ -28,8 +28,10 @@ import (
 //	EUNOMIA_TCP_RECV
 //	EUNOMIA_TCP_PORTS   further ports (comma-separated) of ADDR's host to connect to first
 //	EUNOMIA_TCP_WAIT    1: read a line from standard input before connecting
+//	EUNOMIA_TCP_SYNCNT  SYN retries before a connect times out (TCP_SYNCNT)
 //
-// It prints one line per connect: "ok PORT" (the local port) or "err ERRNO".
+// It prints one line per connect: "ok PORT" (the local port) or "err ERRNO
+// PORT".
 // In listen mode it prints "port PORT", accepts one connection and reads it
 // to its end.
 func TestHelperTCP(t *testing.T) {
@@ -106,12 +108,11 @@ func connectOnce(addr netip.AddrPort, mapped bool, send, recv int) string {
 		return "err " + unix.ErrnoName(err.(unix.Errno))
 	}
 	defer unix.Close(fd)
-	if err := unix.Connect(fd, sa); err != nil {
-		if errno, ok := err.(unix.Errno); ok {
-			return "err " + unix.ErrnoName(errno)
-		}
-		return "err " + err.Error()
+	if n := envInt("EUNOMIA_TCP_SYNCNT", 0); n > 0 {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_SYNCNT, n)
 	}
+	cerr := unix.Connect(fd, sa)
+	// The local port, also after a failed connect (the kernel keeps it).
 	local, err := unix.Getsockname(fd)
 	if err != nil {
 		return "err getsockname"
@@ -122,6 +123,12 @@ func connectOnce(addr netip.AddrPort, mapped bool, send, recv int) string {
 		port = l.Port
 	case *unix.SockaddrInet6:
 		port = l.Port
+	}
+	if cerr != nil {
+		if errno, ok := cerr.(unix.Errno); ok {
+			return "err " + unix.ErrnoName(errno) + " " + strconv.Itoa(port)
+		}
+		return "err " + cerr.Error()
 	}
 	if send > 0 {
 		if _, err := unix.Write(fd, make([]byte, send)); err != nil {

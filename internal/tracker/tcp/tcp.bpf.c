@@ -192,6 +192,12 @@ static __always_inline void read_tuple(struct tuple *t, const struct sock *sk, b
 	__u16 lport = sk->__sk_common.skc_num;
 	__u16 rport = bpf_ntohs(sk->__sk_common.skc_dport);
 
+	/*
+	 * A move to CLOSE releases the local port (inet_num) before the
+	 * tracepoint runs; the port the connection used stays in inet_sport.
+	 */
+	if (!lport)
+		lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	t->_pad = 0;
 	if (passive) {
 		t->family = read_addrs(sk, t->daddr, t->saddr);

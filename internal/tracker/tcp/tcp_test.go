@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/eunomia-agent/eunomia/internal/event"
 	"github.com/eunomia-agent/eunomia/internal/testutil"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
@@ -122,16 +124,53 @@ func TestConnectRefused(t *testing.T) {
 	c, _, _ := testutil.StartTracker(t, Kind, nil)
 	closed := closedPort(t)
 	pid, lines := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(closed))
-	if lines[0] != "err ECONNREFUSED" {
-		t.Fatalf("helper said %q, want err ECONNREFUSED (is something listening on %d?)", lines[0], closed)
+	var sport uint16
+	if _, err := fmt.Sscanf(lines[0], "err ECONNREFUSED %d", &sport); err != nil || sport == 0 {
+		t.Fatalf("helper said %q, want err ECONNREFUSED PORT (is something listening on %d?)", lines[0], closed)
 	}
 	ev := c.WaitFor(t, wait, 1, connectOf(pid))[0]
 	p := ev.Payload.(*event.TCPConnect)
 	if p.Result != "refused" || p.Error != "ECONNREFUSED" {
 		t.Errorf("result/error = %q/%q, want refused/ECONNREFUSED", p.Result, p.Error)
 	}
-	if p.Daddr != "127.0.0.1" || p.Dport != closed || p.Family != "ipv4" {
-		t.Errorf("daddr/dport/family = %s/%d/%s, want 127.0.0.1/%d/ipv4", p.Daddr, p.Dport, p.Family, closed)
+	checkConn(t, p.TCPConn, event.TCPConn{Saddr: "127.0.0.1", Daddr: "127.0.0.1", Sport: sport, Dport: closed, Family: "ipv4"})
+	checkHeader(t, ev, pid)
+}
+
+// A connect whose SYN is never answered times out: result failed, with
+// the error the connect returned. The listener's accept queue is full (a
+// backlog of 0 with one connection waiting), so the kernel drops the SYN.
+func TestConnectTimeout(t *testing.T) {
+	c, _, _ := testutil.StartTracker(t, Kind, nil)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	full := uint16(sa.(*unix.SockaddrInet4).Port)
+	filler, _ := dialFrom(t, "127.0.0.1", full)
+	defer filler.Close()
+
+	pid, lines := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_SYNCNT=1", "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(full))
+	var sport uint16
+	if _, err := fmt.Sscanf(lines[0], "err ETIMEDOUT %d", &sport); err != nil {
+		t.Fatalf("helper said %q, want err ETIMEDOUT PORT", lines[0])
+	}
+	ev := c.WaitFor(t, wait, 1, connectOf(pid))[0]
+	p := ev.Payload.(*event.TCPConnect)
+	if p.Result != "failed" || p.Error != "ETIMEDOUT" {
+		t.Errorf("result/error = %q/%q, want failed/ETIMEDOUT", p.Result, p.Error)
+	}
+	checkConn(t, p.TCPConn, event.TCPConn{Saddr: "127.0.0.1", Daddr: "127.0.0.1", Sport: sport, Dport: full, Family: "ipv4"})
+	if p.LatencyNs < uint64(time.Second) {
+		t.Errorf("latency_ns = %d, want the time to give up (over 1 s with one SYN retry)", p.LatencyNs)
 	}
 	checkHeader(t, ev, pid)
 }
