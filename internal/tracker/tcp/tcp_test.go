@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,29 +176,45 @@ func TestConnectTimeout(t *testing.T) {
 	checkHeader(t, ev, pid)
 }
 
-// A dports filter reports connects to its ports only: the child connects to
-// the other port first, then to the wanted one.
+// Two instances with different dports filters run at once; each reports
+// the connects to its ports only. The child connects to b's port, then to
+// a's.
 func TestDportFilter(t *testing.T) {
-	wanted := listen(t, "tcp4", "127.0.0.1:0", 0, 0)
-	other := listen(t, "tcp4", "127.0.0.1:0", 0, 0)
-	c, _, _ := testutil.StartTracker(t, Kind, &Config{Dports: []uint16{wanted.port, 9}, Interval: tracker.Duration(DefaultInterval)})
-	pid, lines := helper(t, "EUNOMIA_TCP_HELPER=connect",
-		"EUNOMIA_TCP_PORTS="+port(other.port), "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(wanted.port))
-	if len(lines) != 2 {
-		t.Fatalf("helper said %q", lines)
+	la := listen(t, "tcp4", "127.0.0.1:0", 0, 0)
+	lb := listen(t, "tcp6", "[::1]:0", 0, 0)
+	ca, _, _ := testutil.StartTracker(t, Kind, &Config{Dports: []uint16{la.port, 9}, Interval: tracker.Duration(DefaultInterval)})
+	cb, _, _ := testutil.StartTracker(t, Kind, &Config{Dports: []uint16{lb.port}, Interval: tracker.Duration(DefaultInterval)})
+	pb, linesB := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_ADDR=[::1]:"+port(lb.port))
+	pa, linesA := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_PORTS="+port(lb.port), "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(la.port))
+	if len(linesA) != 2 || len(linesB) != 1 {
+		t.Fatalf("helpers said %q and %q", linesA, linesB)
 	}
-	localPort(t, lines[0])
-	sport := localPort(t, lines[1])
-	ev := c.WaitFor(t, wait, 1, connectOf(pid))[0]
-	p := ev.Payload.(*event.TCPConnect)
-	if p.Dport != wanted.port || p.Sport != sport {
-		t.Errorf("sport/dport = %d/%d, want %d/%d", p.Sport, p.Dport, sport, wanted.port)
+	sportA := localPort(t, linesA[1])
+	sportB := localPort(t, linesB[0])
+
+	ev := ca.WaitFor(t, wait, 1, connectOf(pa))[0]
+	if p := ev.Payload.(*event.TCPConnect); p.Dport != la.port || p.Sport != sportA {
+		t.Errorf("instance a: sport/dport = %d/%d, want %d/%d", p.Sport, p.Dport, sportA, la.port)
+	}
+	ev = cb.WaitFor(t, wait, 1, connectOf(pb))[0]
+	if p := ev.Payload.(*event.TCPConnect); p.Dport != lb.port || p.Sport != sportB || p.Family != "ipv6" {
+		t.Errorf("instance b: sport/dport/family = %d/%d/%s, want %d/%d/ipv6", p.Sport, p.Dport, p.Family, sportB, lb.port)
 	}
 	time.Sleep(100 * time.Millisecond)
-	for _, ev := range c.Events() {
-		if p, ok := ev.Payload.(*event.TCPConnect); ok && p.Dport != wanted.port && p.Dport != 9 {
-			t.Errorf("got a connect to port %d outside the filter (pid %d)", p.Dport, ev.Process.Pid)
+	for name, tc := range map[string]struct {
+		c     *testutil.Collector
+		ports []uint16
+	}{"a": {ca, []uint16{la.port, 9}}, "b": {cb, []uint16{lb.port}}} {
+		for _, ev := range tc.c.Events() {
+			p, ok := ev.Payload.(*event.TCPConnect)
+			if ok && !slices.Contains(tc.ports, p.Dport) {
+				t.Errorf("instance %s got a connect to port %d outside its filter %v (pid %d)", name, p.Dport, tc.ports, ev.Process.Pid)
+			}
 		}
+	}
+	// b's port was connected to twice (once by each child): b saw both.
+	if n := len(cb.Matching(connectOf(pa))); n != 1 {
+		t.Errorf("instance b saw %d connects of the second child to its port, want 1", n)
 	}
 }
 
