@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,7 @@ import (
 //	EUNOMIA_TCP_PORTS   further ports (comma-separated) of ADDR's host to connect to first
 //	EUNOMIA_TCP_WAIT    1: read a line from standard input before connecting
 //	EUNOMIA_TCP_SYNCNT  SYN retries before a connect times out (TCP_SYNCNT)
+//	EUNOMIA_TCP_UID     switch to this user id before connecting
 //
 // It prints one line per connect: "ok PORT" (the local port) or "err ERRNO
 // PORT".
@@ -47,6 +49,12 @@ func TestHelperTCP(t *testing.T) {
 		n := envInt("EUNOMIA_TCP_N", 1)
 		send, recv := envInt("EUNOMIA_TCP_SEND", 0), envInt("EUNOMIA_TCP_RECV", 0)
 		mapped := os.Getenv("EUNOMIA_TCP_MAPPED") == "1"
+		if uid := envInt("EUNOMIA_TCP_UID", -1); uid >= 0 {
+			if err := syscall.Setuid(uid); err != nil {
+				fmt.Fprintln(out, "err setuid", err)
+				return
+			}
+		}
 		if os.Getenv("EUNOMIA_TCP_WAIT") == "1" {
 			bufio.NewReader(os.Stdin).ReadString('\n')
 		}

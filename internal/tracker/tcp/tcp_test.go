@@ -269,6 +269,34 @@ func TestPidFilter(t *testing.T) {
 	}
 }
 
+// A uid filter applies to the task that connects: a child that switched to
+// uid 65534 is reported with that uid, a child running as the test's user
+// is not.
+func TestUidFilter(t *testing.T) {
+	if os.Getuid() == 65534 {
+		t.Skip("the test runs as uid 65534 itself")
+	}
+	ln := listen(t, "tcp4", "127.0.0.1:0", 0, 0)
+	uid := uint32(65534)
+	c, _, _ := testutil.StartTracker(t, Kind, &Config{Filter: tracker.Filter{Uid: &uid}, Interval: tracker.Duration(DefaultInterval)})
+	other, _ := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(ln.port))
+	pid, lines := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_UID=65534", "EUNOMIA_TCP_ADDR=127.0.0.1:"+port(ln.port))
+	sport := localPort(t, lines[0])
+	ev := c.WaitFor(t, wait, 1, connectOf(pid))[0]
+	if ev.Process.Uid != 65534 {
+		t.Errorf("uid = %d, want 65534", ev.Process.Uid)
+	}
+	if p := ev.Payload.(*event.TCPConnect); p.Sport != sport || p.Dport != ln.port {
+		t.Errorf("sport/dport = %d/%d, want %d/%d", p.Sport, p.Dport, sport, ln.port)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, ev := range c.Events() {
+		if ev.Process.Uid != 65534 || int(ev.Process.Pid) == other {
+			t.Errorf("uid filter 65534 let through pid %d uid %d (the other child is %d)", ev.Process.Pid, ev.Process.Uid, other)
+		}
+	}
+}
+
 func TestCountMode(t *testing.T) {
 	ln := listen(t, "tcp4", "127.0.0.1:0", 0, 0)
 	c, _, _ := testutil.StartTracker(t, Kind, &Config{Count: true, Interval: tracker.Duration(200 * time.Millisecond)})
@@ -300,6 +328,31 @@ func TestCountMode(t *testing.T) {
 	}
 	if sum != 50 {
 		t.Errorf("interval counts add up to %d, want 50", sum)
+	}
+}
+
+// Count mode reports once more when the tracker stops, so counts made
+// after the last interval are not lost.
+func TestCountModeFinalReport(t *testing.T) {
+	ln := listen(t, "tcp6", "[::1]:0", 0, 0)
+	c, m, id := testutil.StartTracker(t, Kind, &Config{Count: true, Interval: tracker.Duration(time.Hour)})
+	_, lines := helper(t, "EUNOMIA_TCP_HELPER=connect", "EUNOMIA_TCP_N=7", "EUNOMIA_TCP_ADDR=[::1]:"+port(ln.port))
+	if len(lines) != 7 {
+		t.Fatalf("helper said %q", lines)
+	}
+	if _, err := m.Stop(id); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Matching(func(ev *event.Event) bool {
+		p, ok := ev.Payload.(*event.TCPFlow)
+		return ok && p.Dport == ln.port
+	})
+	if len(got) != 1 {
+		t.Fatalf("%d flow reports at stop, want 1", len(got))
+	}
+	p := got[0].Payload.(*event.TCPFlow)
+	if p.Saddr != "::1" || p.Daddr != "::1" || p.Family != "ipv6" || p.Count != 7 || p.IntervalCount != 7 {
+		t.Errorf("flow = %+v, want ::1 -> ::1 ipv6, count 7", p)
 	}
 }
 
