@@ -35,11 +35,10 @@ enum connect_result {
 };
 
 /*
- * Addresses are in network byte order; an IPv4 address fills the first 4
- * bytes. Ports are in host byte order. saddr/sport is the side that opened
- * the connection, daddr/dport the side that accepted it.
+ * A connection. Addresses are in network byte order; an IPv4 address fills
+ * the first 4 bytes. Ports are in host byte order. saddr/sport is the side
+ * that opened the connection, daddr/dport the side that accepted it.
  */
-/* A connection: opener -> accepter (see struct conn_event). */
 struct tuple {
 	__u16 family;
 	__u16 sport;
@@ -113,7 +112,7 @@ struct {
 	__type(value, __u8);
 } dport_filter SEC(".maps");
 
-/* Sockets between connect (or accept) and their report, keyed by address. */
+/* Sockets from connect (or accept) to their last report, keyed by address. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
