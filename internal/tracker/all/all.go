@@ -5,6 +5,7 @@ import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
+	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
 )
 
 // Registry returns a registry of every tracker kind.
@@ -12,5 +13,6 @@ func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
 		ipc.Kind,
 		process.Kind,
+		tcp.Kind,
 	)
 }
