@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/eunomia-agent/eunomia/internal/config"
+	"github.com/eunomia-agent/eunomia/internal/server"
+	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/all"
+)
+
+type serverOptions struct {
+	configPath string
+	socket     string
+	listen     string
+	tokenFile  string
+	tlsCert    string
+	tlsKey     string
+	prometheus string
+	queueSize  int
+}
+
+func newServerCmd() *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run trackers as a service, controlled through an HTTP API",
+		Long: "Run the trackers of a config file (if any) and serve an HTTP API to start,\n" +
+			"stop and list trackers while the agent runs (see `eunomia start/stop/list`).\n\n" +
+			"The API listens on a unix socket with mode 0600 (only root may use it) and,\n" +
+			"with --listen, on TCP too, where every request needs the bearer token of\n" +
+			"--token-file. Flags override the config file. SIGHUP reloads the config file:\n" +
+			"trackers added or removed by the edit start or stop; a file with errors is\n" +
+			"rejected and the running trackers stay as they are.",
+		Example: "  eunomia server\n" +
+			"  eunomia server --config /etc/eunomia/eunomia.yaml\n" +
+			"  eunomia server --listen 127.0.0.1:8700 --token-file /etc/eunomia/token --tls-cert c.pem --tls-key k.pem",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.run(cmd, all.Registry())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.configPath, "config", "c", "", "config file (YAML); see docs/server.md")
+	f.StringVar(&o.socket, "socket", server.DefaultSocket, "unix socket of the API (created with mode 0600)")
+	f.StringVar(&o.listen, "listen", "", "also serve the API on this TCP address (needs --token-file)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token TCP clients must send")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TCP listener")
+	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM) for the TCP listener")
+	f.StringVar(&o.prometheus, "prometheus", "", "serve /metrics without a token on this TCP address")
+	f.IntVar(&o.queueSize, "queue-size", 0, fmt.Sprintf("events buffered per tracker between kernel and handlers; more are dropped and counted (default %d)", tracker.DefaultQueueSize))
+	return cmd
+}
+
+func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
+	var file *config.File
+	if o.configPath != "" {
+		var err error
+		if file, err = config.Load(o.configPath, reg); err != nil {
+			return err
+		}
+	}
+	lo, queue, err := o.listenOptions(cmd, file)
+	if err != nil {
+		return err
+	}
+	if err := requireRoot("eunomia server"); err != nil {
+		return err
+	}
+	log := slog.Default()
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Catch SIGHUP before starting anything, so that an early one reloads
+	// instead of killing the server.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	s, err := server.New(server.Options{
+		Registry:   reg,
+		ConfigPath: o.configPath,
+		Config:     file,
+		QueueSize:  queue,
+		Stdout:     cmd.OutOrStdout(),
+		Logger:     log,
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := s.Reload(); err != nil {
+					log.Error("config reload rejected; the running trackers stay", "err", err)
+				} else {
+					log.Info("config reloaded", "path", o.configPath, "trackers", len(s.List()))
+				}
+			}
+		}
+	}()
+	serveErr := s.Serve(ctx, lo, func() { log.Info("server ready", "trackers", len(s.List())) })
+	return finish(cmd.ErrOrStderr(), s, serveErr)
+}
+
+// finish stops the trackers and reports their final counts.
+func finish(stderr io.Writer, s *server.Server, serveErr error) error {
+	infos, err := s.Close()
+	for _, in := range infos {
+		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
+			in.Tracker, in.Events, in.LostKernel, in.LostQueue, in.Failed)
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
+// listenOptions merges the config file's settings with the flags (flags
+// win) and reads the token.
+func (o *serverOptions) listenOptions(cmd *cobra.Command, file *config.File) (server.ListenOptions, int, error) {
+	lo := server.ListenOptions{Socket: o.socket}
+	queue := o.queueSize
+	var tokenFile string
+	if file != nil {
+		fs := file.Server
+		if fs.Socket != "" {
+			lo.Socket = fs.Socket
+		}
+		lo.Listen, tokenFile, lo.TLSCert, lo.TLSKey = fs.Listen, fs.TokenFile, fs.TLSCert, fs.TLSKey
+		lo.MetricsListen = file.Prometheus.Listen
+		queue = file.QueueSize
+	}
+	flags := cmd.Flags()
+	set := func(name string, dst *string, v string) {
+		if flags.Changed(name) {
+			*dst = v
+		}
+	}
+	set("socket", &lo.Socket, o.socket)
+	set("listen", &lo.Listen, o.listen)
+	set("token-file", &tokenFile, o.tokenFile)
+	set("tls-cert", &lo.TLSCert, o.tlsCert)
+	set("tls-key", &lo.TLSKey, o.tlsKey)
+	set("prometheus", &lo.MetricsListen, o.prometheus)
+	if flags.Changed("queue-size") {
+		if o.queueSize < 1 {
+			return lo, 0, fmt.Errorf("--queue-size: %d, want at least 1", o.queueSize)
+		}
+		queue = o.queueSize
+	}
+	if tokenFile != "" {
+		tok, err := server.ReadTokenFile(tokenFile)
+		if err != nil {
+			return lo, 0, err
+		}
+		if st, err := os.Stat(tokenFile); err == nil && st.Mode().Perm()&0o077 != 0 {
+			slog.Warn("the token file is readable by other users; chmod 600 it", "path", tokenFile)
+		}
+		lo.Token = tok
+	}
+	if err := lo.Validate(); err != nil {
+		return lo, 0, err
+	}
+	return lo, queue, nil
+}
