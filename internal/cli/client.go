@@ -216,4 +216,3 @@ func printList(w io.Writer, list []server.TrackerInfo) error {
 	}
 	return tw.Flush()
 }
-
