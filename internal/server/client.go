@@ -104,6 +104,9 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Close closes idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
 // APIError is an answer with an error status.
 type APIError struct {
 	Status  int

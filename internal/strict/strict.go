@@ -148,7 +148,7 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 		return d.decodeStruct(n, v, key)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			return Errorf(n, key, "want a list of %s, got %s", describeType(v.Type().Elem()), describeNode(n))
+			return Errorf(n, key, "want a list, got %s", describeNode(n))
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
@@ -365,6 +365,9 @@ func describeType(t reflect.Type) string {
 	}
 	if t.Name() == "Duration" {
 		return "a duration (e.g. 500ms, 5s, 1m)"
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
+		return "a single value"
 	}
 	switch t.Kind() {
 	case reflect.String:
