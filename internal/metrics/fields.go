@@ -80,7 +80,7 @@ func (g *grabber) Bool(k string, v bool) {
 	}
 }
 
-func (g *grabber) Strings(string, []string)    {}
+func (g *grabber) Strings(string, []string)   {}
 func (g *grabber) Event(string, *event.Event) {}
 
 // num is the value as a counter increment: negative numbers and
