@@ -11,14 +11,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
 type runOptions struct {
-	format    string
-	output    string
+	pipeline  *pipelineFlags
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
@@ -44,8 +42,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "write events to this file instead of stdout")
+	o.pipeline = bindPipelineFlags(f)
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
@@ -63,26 +60,19 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return err
 	}
-	format, err := handler.FormatByName(o.format)
-	if err != nil {
-		return fmt.Errorf("--fmt: %w", err)
+	if err := o.pipeline.check(); err != nil {
+		return err
 	}
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
 
-	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		out = f
-	}
-	chain := handler.Chain{handler.NewPrinter(format, out)}
-	defer chain.Close()
-
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	chain, err := o.pipeline.build(m, os.Stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer chain.Close()
 	for i, kind := range kinds {
 		if _, err := m.Start(kind, cfgs[i], tracker.Env{}, chain); err != nil {
 			m.Close()

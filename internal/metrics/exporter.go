@@ -50,6 +50,19 @@ type Options struct {
 	Source Source
 }
 
+// Validate reports the first bad option.
+func (o *Options) Validate() error {
+	if o.MaxSeries < 0 {
+		return fmt.Errorf("max series %d: want at least 1 (0 for the default, %d)", o.MaxSeries, DefaultMaxSeries)
+	}
+	for _, l := range o.Labels {
+		if !slices.Contains(OptionalLabels, l) {
+			return fmt.Errorf("unknown metric label %q (optional labels: %s)", l, strings.Join(OptionalLabels, ", "))
+		}
+	}
+	return nil
+}
+
 // Exporter is a handler that counts events into Prometheus counters. It is
 // safe for concurrent use and never fails an event.
 type Exporter struct {
@@ -69,17 +82,14 @@ type kindPlan struct {
 // New makes an exporter with its own registry: the event counters, the
 // health collector, and the Go runtime and process collectors.
 func New(o Options) (*Exporter, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	if o.MaxSeries == 0 {
 		o.MaxSeries = DefaultMaxSeries
 	}
-	if o.MaxSeries < 1 {
-		return nil, fmt.Errorf("max series %d: want at least 1", o.MaxSeries)
-	}
 	on := map[string]bool{}
 	for _, l := range o.Labels {
-		if !slices.Contains(OptionalLabels, l) {
-			return nil, fmt.Errorf("unknown metric label %q (optional labels: %s)", l, strings.Join(OptionalLabels, ", "))
-		}
 		on[l] = true
 	}
 	e := &Exporter{reg: prometheus.NewRegistry(), byKind: map[event.Kind]*kindPlan{}}

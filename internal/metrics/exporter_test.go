@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/eunomia-agent/eunomia/internal/event"
+	"github.com/eunomia-agent/eunomia/internal/sink"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 )
 
@@ -418,6 +422,18 @@ func TestExpositionPassesPromtool(t *testing.T) {
 	for i := 0; i < 10; i++ { // some folded series too
 		e.Handle(ev(event.KindProcessExec, "process#1", fmt.Sprintf("c%d", i), uint32(i), &event.ProcessExec{}))
 	}
+	file, err := sink.OpenFile(filepath.Join(t.TempDir(), "out.json"), sink.FileOptions{MaxSize: 10, Keep: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	file.Write([]byte("0123456\n"))
+	file.Write([]byte("0123456\n"))
+	stdout := sink.NewStream("stdout", failingWriter{}, slog.New(slog.DiscardHandler))
+	stdout.Write([]byte("lost\n"))
+	if err := e.Registry().Register(SinkCollector{stdout, file}); err != nil {
+		t.Fatal(err)
+	}
 	body := scrape(t, e)
 	cmd := exec.Command(tool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
@@ -425,12 +441,25 @@ func TestExpositionPassesPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
 	}
-	for _, name := range []string{"eunomia_process_exec_total", "eunomia_events_lost_total", "eunomia_build_info", "eunomia_alerts_total"} {
-		if !bytes.Contains(body, []byte("\n"+name)) {
-			t.Errorf("exposition lacks %s", name)
+	for _, want := range []string{
+		"\neunomia_process_exec_total{",
+		"\neunomia_events_lost_total{",
+		"\neunomia_build_info{",
+		"\neunomia_alerts_total{",
+		"\neunomia_sink_write_failures_total{sink=\"stdout\"} 1\n",
+		"\neunomia_sink_lost_bytes_total{sink=\"stdout\"} 5\n",
+		"\neunomia_sink_rotations_total{result=\"ok\",sink=\"" + file.Name() + "\"} 1\n",
+		"\neunomia_metrics_series_folded_total{metric=\"eunomia_process_exec_total\"} ",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("exposition lacks %q", want)
 		}
 	}
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.EPIPE }
 
 func TestCheckAddr(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:9527", "[::1]:9527", "localhost:9527", "127.1.2.3:1"} {

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,9 +14,9 @@ import (
 
 // FileOptions configure a file sink.
 type FileOptions struct {
-	// MaxSize rotates the file before a write would take it past this many
-	// bytes; 0 never rotates. A single write larger than MaxSize goes into
-	// a fresh file on its own (printers write whole lines, never split).
+	// MaxSize rotates the file before it would grow past this many bytes;
+	// 0 never rotates. Writes are cut at line ends (printers write whole
+	// lines), so a line is never split between two files.
 	MaxSize int64
 	// Keep is how many rotated files are kept: PATH.1 (the newest) to
 	// PATH.Keep. 0 keeps none: rotation truncates PATH.
@@ -97,7 +98,10 @@ func (s *File) Rotations() (done, failed uint64) {
 	return s.rotations.Load(), s.rotateFailed.Load()
 }
 
-// Write implements io.Writer.
+// Write implements io.Writer. With rotation, p is cut at line ends so
+// that no file grows past MaxSize: the lines that fit go into the current
+// file, the rest into the next. Only a line longer than MaxSize makes a
+// file larger, alone in it.
 func (s *File) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -105,27 +109,48 @@ func (s *File) Write(p []byte) (int, error) {
 		s.r.fail(len(p), os.ErrClosed)
 		return 0, fmt.Errorf("%s: %w", s.path, os.ErrClosed)
 	}
-	if s.opts.MaxSize > 0 && s.size > s.base && s.size+int64(len(p)) > s.opts.MaxSize {
-		s.rotate()
-	}
-	n, err := s.f.Write(p)
-	if err != nil {
-		if n > 0 {
-			// Cut the partial line off again; O_APPEND makes the next
-			// write start at the new end.
-			_ = s.f.Truncate(s.size)
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if room := s.opts.MaxSize - s.size; s.opts.MaxSize > 0 && int64(len(p)) > room {
+			cut := 0
+			if room > 0 {
+				cut = bytes.LastIndexByte(p[:room], '\n') + 1
+			}
+			if cut == 0 {
+				if s.size > s.base {
+					if s.rotate() {
+						continue
+					}
+					cut = len(p) // rotation failed: keep writing here
+				} else if cut = bytes.IndexByte(p, '\n') + 1; cut == 0 {
+					cut = len(p)
+				}
+			}
+			chunk = p[:cut]
 		}
-		s.r.fail(len(p), err)
-		return 0, err
+		n, err := s.f.Write(chunk)
+		if err != nil {
+			if n > 0 {
+				// Cut the partial line off again; O_APPEND makes the
+				// next write start at the new end.
+				_ = s.f.Truncate(s.size)
+			}
+			s.r.fail(len(p), err)
+			return written, err
+		}
+		s.size += int64(n)
+		written += n
+		p = p[n:]
 	}
-	s.size += int64(n)
 	s.r.ok()
-	return n, nil
+	return written, nil
 }
 
 // rotate moves the current file to PATH.1 and opens a fresh PATH. When a
-// step fails the sink keeps writing to the file it has.
-func (s *File) rotate() {
+// step fails the sink keeps writing to the file it has, and rotate
+// returns false.
+func (s *File) rotate() bool {
 	err := s.shift()
 	var nf *os.File
 	if err == nil {
@@ -136,7 +161,7 @@ func (s *File) rotate() {
 		if s.rotateFailing.CompareAndSwap(false, true) {
 			s.opts.Log.Error("sink rotation failed; writing on to the current file", "sink", s.path, "err", err)
 		}
-		return
+		return false
 	}
 	s.rotateFailing.Store(false)
 	_ = s.f.Close() // written data is in the page cache; nothing is lost by a close error here
@@ -149,6 +174,7 @@ func (s *File) rotate() {
 			_ = nf.Truncate(0)
 		}
 	}
+	return true
 }
 
 // shift renames PATH.i to PATH.i+1 (dropping the oldest) and PATH to PATH.1.

@@ -100,6 +100,59 @@ func TestFileRotatesAtSizeLimit(t *testing.T) {
 	}
 }
 
+func TestFileCutsBigWritesAtLineEnds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.log")
+	s, err := OpenFile(path, FileOptions{MaxSize: 1000, Keep: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 lines in two writes, as a printer's buffer flushes them.
+	var all []byte
+	for i := 0; i < 100; i++ {
+		all = append(all, line(i)...)
+	}
+	if n, err := s.Write(all[:64*37]); err != nil || n != 64*37 {
+		t.Fatalf("write = %d, %v", n, err)
+	}
+	if n, err := s.Write(all[64*37:]); err != nil || n != 64*63 {
+		t.Fatalf("write = %d, %v", n, err)
+	}
+	s.Close()
+	// Same files as line by line: 15 lines each, the newest holds 10.
+	var got []byte
+	for i := 6; i >= 1; i-- {
+		b := read(t, fmt.Sprintf("%s.%d", path, i))
+		if len(b) != 960 {
+			t.Errorf("%s.%d holds %d bytes, want 960", path, i, len(b))
+		}
+		got = append(got, b...)
+	}
+	got = append(got, read(t, path)...)
+	if string(got) != string(all) {
+		t.Error("the files do not hold the 100 lines in order")
+	}
+}
+
+func TestFileLineLongerThanLimitGetsItsOwnFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.log")
+	s, err := OpenFile(path, FileOptions{MaxSize: 100, Keep: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("y", 250) + "\n"
+	s.Write([]byte("short\n" + long + "after\n"))
+	s.Close()
+	if got := read(t, path+".2"); got != "short\n" {
+		t.Errorf(".2 = %q", got)
+	}
+	if got := read(t, path+".1"); got != long {
+		t.Errorf(".1 = %d bytes, want the long line alone", len(got))
+	}
+	if got := read(t, path); got != "after\n" {
+		t.Errorf("current = %q", got)
+	}
+}
+
 func TestFileRotationWritesHeader(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.csv")
 	s, err := OpenFile(path, FileOptions{MaxSize: 400, Keep: 1, Header: handler.CSV{}.Header(nil)})
