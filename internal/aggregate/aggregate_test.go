@@ -262,7 +262,7 @@ func (b *safeBuffer) String() string {
 
 func TestWindowsThroughAPrinter(t *testing.T) {
 	var buf safeBuffer
-	p := handler.NewPrinter(handler.JSON{}, &buf)
+	p := handler.NewPrinter(&handler.JSON{}, &buf)
 	a, err := New(Config{Key: "comm", Window: 50 * time.Millisecond, Top: 2}, p)
 	if err != nil {
 		t.Fatal(err)

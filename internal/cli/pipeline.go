@@ -57,7 +57,7 @@ func bindPipelineFlags(fs *pflag.FlagSet) *pipelineFlags {
 
 // output is one parsed --output value.
 type output struct {
-	format handler.Format
+	format string // a name for handler.FormatByName: each printer gets its own Format (they keep scratch state)
 	path   string // "-" is stdout
 }
 
@@ -68,8 +68,7 @@ func (p *pipelineFlags) check() error {
 }
 
 func (p *pipelineFlags) parse() ([]output, int64, error) {
-	def, err := handler.FormatByName(p.format)
-	if err != nil {
+	if _, err := handler.FormatByName(p.format); err != nil {
 		return nil, 0, fmt.Errorf("--fmt: %w", err)
 	}
 	values := p.outputs
@@ -80,10 +79,10 @@ func (p *pipelineFlags) parse() ([]output, int64, error) {
 	seen := map[string]bool{}
 	files := 0
 	for _, v := range values {
-		o := output{format: def, path: v}
+		o := output{format: p.format, path: v}
 		if name, rest, ok := strings.Cut(v, ":"); ok {
-			if f, err := handler.FormatByName(name); err == nil {
-				o.format, o.path = f, rest
+			if _, err := handler.FormatByName(name); err == nil {
+				o.format, o.path = name, rest
 			}
 		}
 		if o.path == "" {
@@ -206,18 +205,22 @@ func (p *pipelineFlags) build(src metrics.Source, stdout, stderr io.Writer) (pl 
 		}
 	}()
 	for _, o := range outs {
+		format, err := handler.FormatByName(o.format)
+		if err != nil {
+			return nil, err
+		}
 		var s sink.Sink
 		if o.path == "-" {
 			s = sink.NewStream("stdout", stdout, nil)
 		} else {
-			f, err := sink.OpenFile(o.path, sink.FileOptions{MaxSize: size, Keep: p.rotateKeep, Header: o.format.Header(nil)})
+			f, err := sink.OpenFile(o.path, sink.FileOptions{MaxSize: size, Keep: p.rotateKeep, Header: format.Header(nil)})
 			if err != nil {
 				return nil, fmt.Errorf("--output: %w", err)
 			}
 			s = f
 		}
 		pl.sinks = append(pl.sinks, s)
-		printers = append(printers, handler.NewPrinter(o.format, s))
+		printers = append(printers, handler.NewPrinter(format, s))
 	}
 
 	if p.prometheus != "" {

@@ -155,11 +155,11 @@ func TestFileLineLongerThanLimitGetsItsOwnFile(t *testing.T) {
 
 func TestFileRotationWritesHeader(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.csv")
-	s, err := OpenFile(path, FileOptions{MaxSize: 400, Keep: 1, Header: handler.CSV{}.Header(nil)})
+	s, err := OpenFile(path, FileOptions{MaxSize: 400, Keep: 1, Header: (&handler.CSV{}).Header(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := handler.NewPrinter(handler.CSV{}, s)
+	p := handler.NewPrinter(&handler.CSV{}, s)
 	for i := 0; i < 20; i++ {
 		ev := testEvent(i)
 		if err := p.Handle(ev); err != nil {
@@ -172,7 +172,7 @@ func TestFileRotationWritesHeader(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	header := string(handler.CSV{}.Header(nil))
+	header := string((&handler.CSV{}).Header(nil))
 	for _, f := range []string{path, path + ".1"} {
 		body := read(t, f)
 		if !strings.HasPrefix(body, header) || strings.Count(body, header) != 1 {
@@ -367,8 +367,8 @@ func TestFullDiskReportedOnceWhileStdoutContinues(t *testing.T) {
 	}
 	var out safeBuffer
 	stdout := NewStream("stdout", &out, log.logger())
-	filePrinter := handler.NewPrinter(handler.JSON{}, file)
-	stdoutPrinter := handler.NewPrinter(handler.JSON{}, stdout)
+	filePrinter := handler.NewPrinter(&handler.JSON{}, file)
+	stdoutPrinter := handler.NewPrinter(&handler.JSON{}, stdout)
 	seen := 0
 	chain := handler.Chain{
 		handler.Func(func(*event.Event) error { seen++; return nil }),
