@@ -254,18 +254,19 @@ func (p *pipelineFlags) build(src metrics.Source, stdout, stderr io.Writer) (pl 
 // Handle implements handler.Handler.
 func (pl *pipeline) Handle(ev *event.Event) error { return pl.chain.Handle(ev) }
 
-// Close flushes the aggregator and the printers, closes the sinks, stops
-// the metrics server and reports sinks that lost events. Call it after the
+// Close stops the metrics server, flushes the aggregator and the
+// printers, closes the sinks and reports sinks that lost events. Call it after the
 // trackers stopped. It is idempotent.
 func (pl *pipeline) Close() error {
 	if pl.closed {
 		return nil
 	}
 	pl.closed = true
-	err := pl.chain.Close()
-	if pl.server != nil {
-		err = errors.Join(err, pl.server.Close())
+	var err error
+	if pl.server != nil { // first: it does not wait for a blocked sink
+		err = pl.server.Close()
 	}
+	err = errors.Join(err, pl.chain.Close())
 	for _, s := range pl.sinks {
 		if st := s.Stats(); st.FailedWrites > 0 {
 			fmt.Fprintf(pl.stderr, "eunomia: output %s: %d writes failed, %d bytes of events lost\n", s.Name(), st.FailedWrites, st.LostBytes)

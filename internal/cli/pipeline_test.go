@@ -380,3 +380,31 @@ func TestRunServesPrometheus(t *testing.T) {
 		t.Error("metrics still served after eunomia run ended")
 	}
 }
+
+// BenchmarkPipeline is the cost per event after the trackers: the
+// Prometheus exporter and a JSON printer writing to /dev/null.
+func BenchmarkPipeline(b *testing.B) {
+	for _, args := range [][]string{
+		{"-o", "/dev/null"},
+		{"-o", "/dev/null", "--prometheus", "127.0.0.1:0"},
+		{"-o", "/dev/null", "--prometheus", "127.0.0.1:0", "--aggregate", "comm"},
+	} {
+		b.Run(strings.Join(args, " "), func(b *testing.B) {
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			p := bindPipelineFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				b.Fatal(err)
+			}
+			pl, err := p.build(nil, io.Discard, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pl.Close()
+			ev := execEvent(1, "bash")
+			b.ReportAllocs()
+			for b.Loop() {
+				pl.Handle(ev)
+			}
+		})
+	}
+}

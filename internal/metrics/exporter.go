@@ -167,7 +167,8 @@ type family struct {
 	n    int // labels in use
 
 	valueSlot  int   // grabber slot of spec.value, -1 for a count
-	runSlot    int   // grabber slot of spec.runKey
+	runSlots   []int // grabber slots of spec.runKeys
+	ivSlot     int   // grabber slot of spec.perInterval, -1 for none
 	fixedSlots []int // grabber slots of spec.fixed
 	opts       []int // grabber slot per enabled optional label, -1 for pid
 	foldable   [maxLabels]bool
@@ -180,7 +181,7 @@ type family struct {
 }
 
 func newFamily(s *spec, on map[string]bool, max int, plan *kindPlan) *family {
-	f := &family{spec: s, max: max, series: map[labelKey]prometheus.Counter{}, valueSlot: -1, runSlot: -1}
+	f := &family{spec: s, max: max, series: map[labelKey]prometheus.Counter{}, valueSlot: -1, ivSlot: -1}
 	var names []string
 	if s.common {
 		names = append(names, "tracker", "container", "comm")
@@ -210,7 +211,12 @@ func newFamily(s *spec, on map[string]bool, max int, plan *kindPlan) *family {
 		f.valueSlot = plan.slot(s.value)
 	}
 	if s.running {
-		f.runSlot = plan.slot(s.runKey)
+		for _, k := range s.runKeys {
+			f.runSlots = append(f.runSlots, plan.slot(k))
+		}
+		if s.perInterval != "" {
+			f.ivSlot = plan.slot(s.perInterval)
+		}
 		f.delta = newDeltas(deltaGeneration)
 	}
 	f.vec = prometheus.NewCounterVec(prometheus.CounterOpts{Name: s.name, Help: s.help}, names)
@@ -234,8 +240,8 @@ func (f *family) observe(ev *event.Event, g *grabber) {
 			return
 		}
 		v = fv.num()
-		if f.delta != nil {
-			v = f.delta.increase(ev.Tracker, ev.Process.Pid, &g.vals[f.runSlot], v)
+		if f.delta != nil && (f.ivSlot < 0 || g.vals[f.ivSlot].num() == 0) {
+			v = f.delta.increase(f.deltaKey(ev, g), v)
 		}
 		if v == 0 {
 			return
@@ -262,6 +268,21 @@ func (f *family) observe(ev *event.Event, g *grabber) {
 		i++
 	}
 	f.counter(&key).Add(float64(v))
+}
+
+// deltaKey identifies a running total: tracker, pid and the run keys
+// (numbers and at most one string, e.g. a syscall's nr and abi).
+func (f *family) deltaKey(ev *event.Event, g *grabber) deltaKey {
+	k := deltaKey{tracker: ev.Tracker, pid: ev.Process.Pid}
+	for _, s := range f.runSlots {
+		v := &g.vals[s]
+		if v.typ == typeString {
+			k.s = v.s
+		} else {
+			k.n = k.n*1000003 + v.n
+		}
+	}
+	return k
 }
 
 // counter returns the series for key, creating it under the cap or

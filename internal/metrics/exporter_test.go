@@ -75,17 +75,19 @@ func everyKind() []*event.Event {
 		ev(event.KindProcessExec, "process#1", "bash", 10, &event.ProcessExec{Filename: "/bin/bash"}),
 		ev(event.KindProcessExec, "process#1", "bash", 11, &event.ProcessExec{Filename: "/bin/bash"}),
 		ev(event.KindProcessExit, "process#1", "bash", 10, &event.ProcessExit{ExitCode: 1}),
-		ev(event.KindSyscall, "syscall#2", "nginx", 20, fields{{"syscall", "read"}, {"nr", uint64(0)}, {"count", uint64(1)}}),
-		ev(event.KindSyscall, "syscall#2", "nginx", 20, fields{{"syscall", "read"}, {"nr", uint64(0)}, {"count", uint64(500)}}),
+		ev(event.KindSyscall, "syscall#2", "nginx", 20, fields{{"syscall", "read"}, {"nr", uint64(0)}, {"abi", "x86_64"}, {"count", uint64(1)}, {"reason", "first"}}),
+		ev(event.KindSyscall, "syscall#2", "nginx", 20, fields{{"syscall", "read"}, {"nr", uint64(0)}, {"abi", "x86_64"}, {"count", uint64(500)}, {"reason", "calls"}}),
 		ev(event.KindTCPConnect, "tcp.connect#3", "curl", 30, fields{{"saddr", "127.0.0.1"}, {"daddr", "127.0.0.1"}, {"sport", uint64(40000)}, {"dport", uint64(80)}, {"family", "ipv4"}, {"result", "established"}, {"latency_ns", uint64(1000)}}),
 		ev(event.KindTCPConnect, "tcp.connect#3", "curl", 30, fields{{"daddr", "::1"}, {"dport", uint64(81)}, {"family", "ipv6"}, {"result", "refused"}}),
 		ev(event.KindTCPAccept, "tcp.connect#3", "nginx", 20, fields{{"family", "ipv4"}}),
-		ev(event.KindTCPClose, "tcp.connect#3", "curl", 30, fields{{"family", "ipv4"}, {"duration_ns", uint64(5)}, {"tx_bytes", uint64(100)}, {"rx_bytes", uint64(2000)}}),
+		ev(event.KindTCPClose, "tcp.connect#3", "curl", 30, fields{{"family", "ipv4"}, {"direction", "out"}, {"duration_ns", uint64(5)}, {"tx_bytes", uint64(100)}, {"rx_bytes", uint64(2000)}}),
+		ev(event.KindTCPFlow, "tcp.connect#6", "", 0, fields{{"saddr", "127.0.0.1"}, {"daddr", "127.0.0.1"}, {"dport", uint64(8080)}, {"family", "ipv4"}, {"count", uint64(50)}, {"interval_count", uint64(50)}}),
+		ev(event.KindTCPFlow, "tcp.connect#6", "", 0, fields{{"saddr", "127.0.0.1"}, {"daddr", "127.0.0.1"}, {"dport", uint64(8080)}, {"family", "ipv4"}, {"count", uint64(53)}, {"interval_count", uint64(3)}}),
 		ev(event.KindFilesIO, "files.io#4", "dd", 40, fields{{"file", "a.txt"}, {"reads", uint64(1)}, {"writes", uint64(30)}, {"read_bytes", uint64(4096)}, {"write_bytes", uint64(123456)}, {"file_type", "regular"}}),
 		ev(event.KindFilesOpen, "files.io#4", "dd", 40, fields{{"path", "/etc/passwd"}, {"flags", uint64(0)}, {"result", 3}}),
 		ev(event.KindIPC, "ipc#5", "app", 50, fields{{"op", "msgsnd"}, {"key", 1234}, {"ipc_id", 7}, {"size", uint64(42)}}),
 		ev(event.KindIPC, "ipc#5", "app", 50, fields{{"op", "msgsnd"}, {"key", 1234}, {"ipc_id", 7}, {"size", uint64(42)}}),
-		ev(event.KindSignal, "ipc#5", "kill", 51, fields{{"signal", uint64(10)}, {"target_pid", uint64(50)}, {"result", 0}}),
+		ev(event.KindSignal, "ipc#5", "kill", 51, fields{{"signal", uint64(10)}, {"signal_name", "SIGUSR1"}, {"target_pid", uint64(50)}, {"result", "delivered"}}),
 		{Kind: event.KindAlert, Payload: fields{{"rule", "shell_in_container"}, {"severity", "high"}, {"message", "sh ran"}}},
 		// Kinds without metrics pass unnoticed.
 		ev(event.KindAggregate, "aggregate", "", 0, &event.Aggregate{Key: "comm", Value: "x", Count: 3}),
@@ -106,7 +108,7 @@ eunomia_process_exec_total{comm="bash",container="web",tracker="process#1"} 2
 # HELP eunomia_process_exit_total Processes that exited.
 # TYPE eunomia_process_exit_total counter
 eunomia_process_exit_total{comm="bash",container="web",tracker="process#1"} 1
-# HELP eunomia_syscall_calls_total System calls made, from the syscall tracker's running counts per process and syscall.
+# HELP eunomia_syscall_calls_total System calls made, from the syscall tracker's reports (running counts per process and syscall, or per-interval counts in summary mode).
 # TYPE eunomia_syscall_calls_total counter
 eunomia_syscall_calls_total{comm="nginx",container="web",tracker="syscall#2"} 500
 # HELP eunomia_tcp_connects_total Outgoing TCP connection attempts, by address family and result.
@@ -116,15 +118,18 @@ eunomia_tcp_connects_total{comm="curl",container="web",family="ipv6",result="ref
 # HELP eunomia_tcp_accepts_total TCP connections accepted.
 # TYPE eunomia_tcp_accepts_total counter
 eunomia_tcp_accepts_total{comm="nginx",container="web",family="ipv4",tracker="tcp.connect#3"} 1
-# HELP eunomia_tcp_closes_total TCP connections closed.
+# HELP eunomia_tcp_closes_total TCP connections closed, by direction (out: opened by a connect, in: accepted).
 # TYPE eunomia_tcp_closes_total counter
-eunomia_tcp_closes_total{comm="curl",container="web",family="ipv4",tracker="tcp.connect#3"} 1
+eunomia_tcp_closes_total{comm="curl",container="web",direction="out",family="ipv4",tracker="tcp.connect#3"} 1
 # HELP eunomia_tcp_sent_bytes_total Bytes sent on TCP connections, counted when they close.
 # TYPE eunomia_tcp_sent_bytes_total counter
-eunomia_tcp_sent_bytes_total{comm="curl",container="web",family="ipv4",tracker="tcp.connect#3"} 100
+eunomia_tcp_sent_bytes_total{comm="curl",container="web",direction="out",family="ipv4",tracker="tcp.connect#3"} 100
 # HELP eunomia_tcp_received_bytes_total Bytes received on TCP connections, counted when they close.
 # TYPE eunomia_tcp_received_bytes_total counter
-eunomia_tcp_received_bytes_total{comm="curl",container="web",family="ipv4",tracker="tcp.connect#3"} 2000
+eunomia_tcp_received_bytes_total{comm="curl",container="web",direction="out",family="ipv4",tracker="tcp.connect#3"} 2000
+# HELP eunomia_tcp_flow_attempts_total TCP connection attempts counted in the kernel by the tcp tracker's count mode, from its per-interval flow reports.
+# TYPE eunomia_tcp_flow_attempts_total counter
+eunomia_tcp_flow_attempts_total{comm="",container="web",family="ipv4",tracker="tcp.connect#6"} 53
 # HELP eunomia_files_read_bytes_total Bytes read from files, from the files tracker's per-interval reports.
 # TYPE eunomia_files_read_bytes_total counter
 eunomia_files_read_bytes_total{comm="dd",container="web",tracker="files.io#4"} 4096
@@ -175,12 +180,12 @@ eunomia_files_opens_total{comm="dd",container="web",file="/etc/passwd",pid="40",
 # HELP eunomia_files_write_bytes_total Bytes written to files, from the files tracker's per-interval reports.
 # TYPE eunomia_files_write_bytes_total counter
 eunomia_files_write_bytes_total{comm="dd",container="web",file="a.txt",pid="40",tracker="files.io#4"} 123456
-# HELP eunomia_syscall_calls_total System calls made, from the syscall tracker's running counts per process and syscall.
+# HELP eunomia_syscall_calls_total System calls made, from the syscall tracker's reports (running counts per process and syscall, or per-interval counts in summary mode).
 # TYPE eunomia_syscall_calls_total counter
 eunomia_syscall_calls_total{comm="nginx",container="web",pid="20",syscall="read",tracker="syscall#2"} 500
 # HELP eunomia_signals_total Signals sent, counted at the sender.
 # TYPE eunomia_signals_total counter
-eunomia_signals_total{comm="kill",container="web",pid="51",signal="10",tracker="ipc#5"} 1
+eunomia_signals_total{comm="kill",container="web",pid="51",signal="SIGUSR1",tracker="ipc#5"} 1
 `
 	if err := promtest.GatherAndCompare(e.Registry(), strings.NewReader(want),
 		"eunomia_tcp_connects_total", "eunomia_files_opens_total", "eunomia_files_write_bytes_total",
@@ -296,40 +301,52 @@ func TestCapAppliesWithDefaultLabelsToo(t *testing.T) {
 
 func TestRunningCountsBecomeIncreases(t *testing.T) {
 	e := newExporter(t, Options{})
-	sc := func(pid uint32, nr, count uint64) {
-		e.Handle(ev(event.KindSyscall, "syscall#1", "app", pid, fields{{"syscall", "x"}, {"nr", nr}, {"count", count}}))
+	sc := func(pid uint32, nr uint64, abi string, count uint64) {
+		e.Handle(ev(event.KindSyscall, "syscall#1", "app", pid, fields{{"syscall", "x"}, {"nr", nr}, {"abi", abi}, {"count", count}}))
 	}
-	sc(1, 0, 1)
-	sc(1, 0, 100)
-	sc(1, 0, 1000)
-	sc(1, 1, 7) // another syscall of the same process
-	sc(2, 0, 5) // another process
-	sc(1, 0, 3) // a new process that reused pid 1
-	sc(1, 0, 3) // a report without new calls
-	got := promtest.ToFloat64(e.families[2].vec)
+	sc(1, 0, "x86_64", 1)
+	sc(1, 0, "x86_64", 100)
+	sc(1, 0, "x86_64", 1000)
+	sc(1, 0, "i386", 4)   // the same number in the other ABI is another syscall
+	sc(1, 1, "x86_64", 7) // another syscall of the same process
+	sc(2, 0, "x86_64", 5) // another process
+	sc(1, 0, "x86_64", 3) // a new process that reused pid 1
+	sc(1, 0, "x86_64", 3) // a report without new calls
+	// Summary mode: counts per interval, added whole.
+	for i := 0; i < 3; i++ {
+		e.Handle(ev(event.KindSyscall, "syscall#9", "app", 1, fields{{"syscall", "x"}, {"nr", uint64(0)}, {"abi", "x86_64"}, {"count", uint64(10)}, {"reason", "summary"}, {"interval_ns", uint64(5e9)}}))
+	}
+	got := promtest.ToFloat64(e.families[2].vec.WithLabelValues("syscall#1", "web", "app"))
 	if e.families[2].spec.name != "eunomia_syscall_calls_total" {
 		t.Fatalf("family 2 is %s", e.families[2].spec.name)
 	}
-	if want := float64(1000 + 7 + 5 + 3); got != want {
+	if summary := promtest.ToFloat64(e.families[2].vec.WithLabelValues("syscall#9", "web", "app")); summary != 30 {
+		t.Errorf("summary mode: %v calls, want 30", summary)
+	}
+	if want := float64(1000 + 4 + 7 + 5 + 3); got != want {
 		t.Errorf("eunomia_syscall_calls_total = %v, want %v", got, want)
 	}
 }
 
 func TestDeltasForgetOldGenerations(t *testing.T) {
 	d := newDeltas(4)
-	k := func(n uint64) *fieldVal { return &fieldVal{set: true, typ: typeUint, n: n} }
-	if got := d.increase("t", 1, k(0), 10); got != 10 {
+	k := func(pid uint32) deltaKey { return deltaKey{tracker: "t", pid: pid} }
+	if got := d.increase(k(1), 10); got != 10 {
 		t.Fatalf("first = %d", got)
 	}
 	for pid := uint32(2); pid < 6; pid++ { // fills the generation
-		d.increase("t", pid, k(0), 1)
+		d.increase(k(pid), 1)
 	}
 	// Still known from the previous generation.
-	if got := d.increase("t", 1, k(0), 15); got != 5 {
+	if got := d.increase(k(1), 15); got != 5 {
 		t.Errorf("after one generation: %d, want 5", got)
 	}
 	for pid := uint32(10); pid < 20; pid++ {
-		d.increase("t", pid, k(0), 1)
+		d.increase(k(pid), 1)
+	}
+	// Forgotten after two: counted whole.
+	if got := d.increase(k(1), 20); got != 20 {
+		t.Errorf("after two generations: %d, want 20", got)
 	}
 	if len(d.cur) > 4 || len(d.prev) > 4 {
 		t.Errorf("generations hold %d and %d, want at most 4 each", len(d.cur), len(d.prev))

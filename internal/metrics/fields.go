@@ -156,24 +156,18 @@ type deltas struct {
 type deltaKey struct {
 	tracker string
 	pid     uint32
-	key     uint64
-	skey    string
+	n       uint64
+	s       string
 }
 
 func newDeltas(max int) *deltas {
 	return &deltas{max: max, cur: map[deltaKey]uint64{}, prev: map[deltaKey]uint64{}}
 }
 
-// increase records total for (tracker, pid, key) and returns how much it
+// increase records total for k and returns how much it
 // grew. The first total seen, or one smaller than the last (a reused pid,
 // a restarted tracker), counts whole.
-func (d *deltas) increase(tracker string, pid uint32, key *fieldVal, total uint64) uint64 {
-	k := deltaKey{tracker: tracker, pid: pid}
-	if key.typ == typeString {
-		k.skey = key.s
-	} else {
-		k.key = key.n
-	}
+func (d *deltas) increase(k deltaKey, total uint64) uint64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	last, ok := d.cur[k]

@@ -11,10 +11,13 @@ type spec struct {
 	kind event.Kind
 	// value is the payload field added to the counter; "" adds 1 per event.
 	value string
-	// running marks value as a running total per (tracker, pid, runKey
-	// field): the counter gets the increase since the previous report.
-	running bool
-	runKey  string
+	// running marks value as a running total per (tracker, pid, runKeys
+	// fields): the counter gets the increase since the previous report.
+	// When the event has a non-zero perInterval field, value is instead
+	// the count of that interval and is added whole.
+	running     bool
+	runKeys     []string
+	perInterval string
 	// common adds the tracker, container and comm labels.
 	common bool
 	// fixed are payload fields of few values (enums) that always become
@@ -51,31 +54,32 @@ var (
 	file    = optLabel{LabelFile, "file"}
 	path    = optLabel{LabelFile, "path"}
 	sysName = optLabel{LabelSyscall, "syscall"}
-	signo   = optLabel{LabelSignal, "signal"}
+	signo   = optLabel{LabelSignal, "signal_name"}
 )
 
 // specs is every counter the exporter keeps, for every event kind that
-// exists. tcp.flow (count mode) is left out: its per-flow counts only
-// make sense with address labels, which connect events already give.
+// exists. Field names are those of the payloads in internal/event.
 var specs = []spec{
 	{name: "eunomia_process_exec_total", help: "Programs executed (exec), by the command name after the exec.",
 		kind: event.KindProcessExec, common: true, optional: []optLabel{pid}},
 	{name: "eunomia_process_exit_total", help: "Processes that exited.",
 		kind: event.KindProcessExit, common: true, optional: []optLabel{pid}},
 
-	{name: "eunomia_syscall_calls_total", help: "System calls made, from the syscall tracker's running counts per process and syscall.",
-		kind: event.KindSyscall, value: "count", running: true, runKey: "nr", common: true, optional: []optLabel{pid, sysName}},
+	{name: "eunomia_syscall_calls_total", help: "System calls made, from the syscall tracker's reports (running counts per process and syscall, or per-interval counts in summary mode).",
+		kind: event.KindSyscall, value: "count", running: true, runKeys: []string{"nr", "abi"}, perInterval: "interval_ns", common: true, optional: []optLabel{pid, sysName}},
 
 	{name: "eunomia_tcp_connects_total", help: "Outgoing TCP connection attempts, by address family and result.",
 		kind: event.KindTCPConnect, common: true, fixed: []string{"family", "result"}, optional: []optLabel{pid, daddr, dport}},
 	{name: "eunomia_tcp_accepts_total", help: "TCP connections accepted.",
 		kind: event.KindTCPAccept, common: true, fixed: []string{"family"}, optional: []optLabel{pid, daddr, dport}},
-	{name: "eunomia_tcp_closes_total", help: "TCP connections closed.",
-		kind: event.KindTCPClose, common: true, fixed: []string{"family"}, optional: []optLabel{pid, daddr, dport}},
+	{name: "eunomia_tcp_closes_total", help: "TCP connections closed, by direction (out: opened by a connect, in: accepted).",
+		kind: event.KindTCPClose, common: true, fixed: []string{"family", "direction"}, optional: []optLabel{pid, daddr, dport}},
 	{name: "eunomia_tcp_sent_bytes_total", help: "Bytes sent on TCP connections, counted when they close.",
-		kind: event.KindTCPClose, value: "tx_bytes", common: true, fixed: []string{"family"}, optional: []optLabel{pid, daddr, dport}},
+		kind: event.KindTCPClose, value: "tx_bytes", common: true, fixed: []string{"family", "direction"}, optional: []optLabel{pid, daddr, dport}},
 	{name: "eunomia_tcp_received_bytes_total", help: "Bytes received on TCP connections, counted when they close.",
-		kind: event.KindTCPClose, value: "rx_bytes", common: true, fixed: []string{"family"}, optional: []optLabel{pid, daddr, dport}},
+		kind: event.KindTCPClose, value: "rx_bytes", common: true, fixed: []string{"family", "direction"}, optional: []optLabel{pid, daddr, dport}},
+	{name: "eunomia_tcp_flow_attempts_total", help: "TCP connection attempts counted in the kernel by the tcp tracker's count mode, from its per-interval flow reports.",
+		kind: event.KindTCPFlow, value: "interval_count", common: true, fixed: []string{"family"}, optional: []optLabel{daddr, dport}},
 
 	{name: "eunomia_files_read_bytes_total", help: "Bytes read from files, from the files tracker's per-interval reports.",
 		kind: event.KindFilesIO, value: "read_bytes", common: true, optional: []optLabel{pid, file}},
