@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,9 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/eunomia-agent/eunomia/internal/pipeline"
+	specs "github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/server"
 	"github.com/eunomia-agent/eunomia/internal/strict"
+	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
@@ -38,13 +40,16 @@ func bindClientFlags(fs *pflag.FlagSet) *clientFlags {
 func (c *clientFlags) client() (*server.Client, error) { return server.NewClient(c.o) }
 
 type startOptions struct {
-	name     string
-	format   string
-	output   string
-	to       []string
-	handlers []string
-	trackers *trackerFlags
-	client   *clientFlags
+	name       string
+	format     string
+	outputs    []string
+	rotateSize string
+	rotateKeep int
+	metrics    bool
+	to         []string
+	handlers   []string
+	trackers   *trackerFlags
+	client     *clientFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -55,15 +60,18 @@ func newStartCmd() *cobra.Command {
 		Short: "Start a tracker in a running server; prints its id",
 		Long: "Ask a running `eunomia server` to start a tracker with a handler chain.\n" +
 			"Tracker flags are those of `eunomia run`. The chain is, in order: the\n" +
-			"--handler specs, the --to outputs, then a printer (--fmt, --output) if either\n" +
-			"is set or nothing else is given. Paths are resolved by the server.\n\n" +
-			"Trackers: " + strings.Join(reg.Names(), ", ") + ". Handler types: " + strings.Join(pipeline.TypeNames(), ", ") + ".",
-		Example: "  eunomia start process --min-duration 10ms --output /var/log/eunomia/exits.json\n" +
-			"  eunomia start process --uid 1000 --to events\n" +
-			"  eunomia start process --handler '{\"type\":\"csv\",\"path\":\"/tmp/p.csv\",\"truncate\":true}'",
+			"Prometheus counters (--metrics), the --handler specs, the --to outputs, then\n" +
+			"the printers of --output (default: the server's standard output, unless\n" +
+			"--handler or --to is given). Paths are opened by the server; relative ones\n" +
+			"are made absolute here first.\n\n" +
+			"Trackers: " + strings.Join(reg.Names(), ", ") + ". Handler types: " + strings.Join(specs.TypeNames(), ", ") + ".",
+		Example: "  eunomia start process --min-duration 10ms -o /var/log/eunomia/exits.json\n" +
+			"  eunomia start process --uid 1000 --to events --metrics\n" +
+			"  eunomia start process -o csv:/tmp/p.csv --rotate-size 100M --rotate-keep 3\n" +
+			"  eunomia start process --handler '{\"type\":\"aggregate\",\"key\":\"comm\",\"window\":\"10s\",\"handlers\":[{\"type\":\"json\"}]}'",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			spec, err := o.spec(cmd, args[0])
+			spec, err := o.spec(cmd, reg, args[0])
 			if err != nil {
 				return err
 			}
@@ -71,6 +79,7 @@ func newStartCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), o.client.o.Timeout)
 			defer cancel()
 			info, err := c.Start(ctx, spec)
@@ -84,8 +93,11 @@ func newStartCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "a name for the instance, shown by list")
-	f.StringVar(&o.format, "fmt", "json", "printer format: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "printer output file (absolute, or relative to this directory); default: the server's standard output")
+	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
+	f.StringArrayVarP(&o.outputs, "output", "o", nil, "write events to `[FORMAT:]PATH` on the server (- is the server's standard output; repeatable)")
+	f.StringVar(&o.rotateSize, "rotate-size", "", "rotate output files before they grow past this size (e.g. 100M)")
+	f.IntVar(&o.rotateKeep, "rotate-keep", 0, "rotated output files to keep (PATH.1 is the newest)")
+	f.BoolVar(&o.metrics, "metrics", false, "count the events in the server's Prometheus counters (/metrics)")
 	f.StringArrayVar(&o.to, "to", nil, "send events to this shared output of the server's config file (repeatable)")
 	f.StringArrayVar(&o.handlers, "handler", nil, `a handler as JSON, e.g. '{"type":"json","path":"/tmp/e.json"}' (repeatable)`)
 	o.client = bindClientFlags(f)
@@ -94,44 +106,88 @@ func newStartCmd() *cobra.Command {
 }
 
 // spec builds the tracker spec the flags describe.
-func (o *startOptions) spec(cmd *cobra.Command, kind string) (pipeline.Spec, error) {
-	reg := all.Registry()
+func (o *startOptions) spec(cmd *cobra.Command, reg *tracker.Registry, kind string) (specs.Spec, error) {
 	cfgs, err := o.trackers.configs(reg, []string{kind})
 	if err != nil {
-		return pipeline.Spec{}, err
+		return specs.Spec{}, err
 	}
-	spec := pipeline.Spec{Name: o.name, Kind: kind, Config: cfgs[0]}
+	spec := specs.Spec{Name: o.name, Kind: kind, Config: cfgs[0]}
+	if o.metrics {
+		spec.Handlers = append(spec.Handlers, specs.HandlerSpec{Type: "prometheus", Options: &specs.PrometheusOptions{}})
+	}
 	for i, raw := range o.handlers {
 		n, err := strict.ParseJSON([]byte(raw))
 		if err != nil {
 			return spec, fmt.Errorf("--handler #%d: %w", i+1, err)
 		}
 		var d strict.Decoder
-		h, err := pipeline.DecodeHandler(&d, n, "", true)
+		h, err := specs.DecodeHandler(&d, n, "", true)
 		if err != nil {
 			return spec, fmt.Errorf("--handler #%d: %w", i+1, err)
 		}
 		spec.Handlers = append(spec.Handlers, h)
 	}
 	for _, name := range o.to {
-		spec.Handlers = append(spec.Handlers, pipeline.HandlerSpec{Output: name})
+		spec.Handlers = append(spec.Handlers, specs.HandlerSpec{Output: name})
 	}
-	flags := cmd.Flags()
-	if flags.Changed("fmt") || flags.Changed("output") || len(spec.Handlers) == 0 {
-		h, err := pipeline.NewHandlerSpec(o.format)
-		if err != nil {
-			return spec, fmt.Errorf("--fmt: %w", err)
-		}
-		if o.output != "" {
-			path, err := filepath.Abs(o.output)
-			if err != nil {
-				return spec, fmt.Errorf("--output: %w", err)
-			}
-			h.Options.(*pipeline.PrinterOptions).Path = path
-		}
-		spec.Handlers = append(spec.Handlers, h)
+	printers, err := o.printers(cmd, len(o.handlers)+len(o.to) == 0)
+	if err != nil {
+		return spec, err
+	}
+	switch len(printers) {
+	case 0:
+	case 1:
+		spec.Handlers = append(spec.Handlers, printers[0])
+	default: // a failing file must not keep events from the others
+		spec.Handlers = append(spec.Handlers, specs.HandlerSpec{Type: "fanout", Options: &specs.FanoutOptions{Handlers: printers}})
 	}
 	return spec, nil
+}
+
+// printers are the printer specs of --output; with none given, one on the
+// server's standard output when byDefault.
+func (o *startOptions) printers(cmd *cobra.Command, byDefault bool) ([]specs.HandlerSpec, error) {
+	flags := cmd.Flags()
+	if !slices.Contains([]string{"json", "text", "csv"}, o.format) {
+		return nil, fmt.Errorf("--fmt: %q is not json, text or csv", o.format)
+	}
+	values := o.outputs
+	if len(values) == 0 && (byDefault || flags.Changed("fmt")) {
+		values = []string{"-"}
+	}
+	var size specs.Size
+	if o.rotateSize != "" {
+		if err := size.UnmarshalText([]byte(o.rotateSize)); err != nil {
+			return nil, fmt.Errorf("--rotate-size: %w", err)
+		}
+	}
+	var out []specs.HandlerSpec
+	for _, v := range values {
+		format, path := o.format, v
+		if name, rest, ok := strings.Cut(v, ":"); ok && slices.Contains([]string{"json", "text", "csv"}, name) {
+			format, path = name, rest
+		}
+		if path == "" {
+			return nil, fmt.Errorf("--output %q: no path (use - for the server's standard output)", v)
+		}
+		h, _ := specs.NewHandlerSpec(format)
+		po := h.Options.(*specs.PrinterOptions)
+		if path != "-" {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return nil, fmt.Errorf("--output: %w", err)
+			}
+			po.Path, po.RotateSize, po.RotateKeep = abs, size, o.rotateKeep
+		}
+		if err := po.Validate(); err != nil {
+			return nil, fmt.Errorf("--output %q: %w", v, err)
+		}
+		out = append(out, h)
+	}
+	if len(out) == 0 && (o.rotateSize != "" || flags.Changed("rotate-keep")) {
+		return nil, fmt.Errorf("--rotate-size and --rotate-keep apply to --output files, and none is given")
+	}
+	return out, nil
 }
 
 func newStopCmd() *cobra.Command {

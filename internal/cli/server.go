@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/eunomia-agent/eunomia/internal/config"
+	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/server"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
@@ -24,7 +26,17 @@ type serverOptions struct {
 	tlsCert    string
 	tlsKey     string
 	prometheus string
+	allowRem   bool
+	labels     []string
+	maxSeries  int
 	queueSize  int
+}
+
+// serverSettings are the config file's settings with the flags applied.
+type serverSettings struct {
+	listen     server.ListenOptions
+	queueSize  int
+	prometheus metrics.Options
 }
 
 func newServerCmd() *cobra.Command {
@@ -54,7 +66,10 @@ func newServerCmd() *cobra.Command {
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token TCP clients must send")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "TLS certificate (PEM) for the TCP listener")
 	f.StringVar(&o.tlsKey, "tls-key", "", "TLS private key (PEM) for the TCP listener")
-	f.StringVar(&o.prometheus, "prometheus", "", "serve /metrics without a token on this TCP address")
+	f.StringVar(&o.prometheus, "prometheus", "", "also serve /metrics, without a token, on this TCP `ADDR` (loopback only unless --prometheus-allow-remote)")
+	f.BoolVar(&o.allowRem, "prometheus-allow-remote", false, "let --prometheus listen on a non-loopback address")
+	f.StringSliceVar(&o.labels, "metric-labels", nil, "extra (high-cardinality) labels of the event counters: "+strings.Join(metrics.OptionalLabels, ", "))
+	f.IntVar(&o.maxSeries, "metric-max-series", metrics.DefaultMaxSeries, "series per metric; past it new series fold into label value \"other\" (counted)")
 	f.IntVar(&o.queueSize, "queue-size", 0, fmt.Sprintf("events buffered per tracker between kernel and handlers; more are dropped and counted (default %d)", tracker.DefaultQueueSize))
 	return cmd
 }
@@ -67,7 +82,7 @@ func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
 			return err
 		}
 	}
-	lo, queue, err := o.listenOptions(cmd, file)
+	set, err := o.settings(cmd, file)
 	if err != nil {
 		return err
 	}
@@ -87,7 +102,8 @@ func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
 		Registry:   reg,
 		ConfigPath: o.configPath,
 		Config:     file,
-		QueueSize:  queue,
+		QueueSize:  set.queueSize,
+		Prometheus: withVersion(set.prometheus),
 		Stdout:     cmd.OutOrStdout(),
 		Logger:     log,
 	})
@@ -108,7 +124,7 @@ func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
 			}
 		}
 	}()
-	serveErr := s.Serve(ctx, lo, func() { log.Info("server ready", "trackers", len(s.List())) })
+	serveErr := s.Serve(ctx, set.listen, func() { log.Info("server ready", "trackers", len(s.List())) })
 	return finish(cmd.ErrOrStderr(), s, serveErr)
 }
 
@@ -125,11 +141,12 @@ func finish(stderr io.Writer, s *server.Server, serveErr error) error {
 	return err
 }
 
-// listenOptions merges the config file's settings with the flags (flags
-// win) and reads the token.
-func (o *serverOptions) listenOptions(cmd *cobra.Command, file *config.File) (server.ListenOptions, int, error) {
-	lo := server.ListenOptions{Socket: o.socket}
-	queue := o.queueSize
+// settings merges the config file's settings with the flags (flags win)
+// and reads the token.
+func (o *serverOptions) settings(cmd *cobra.Command, file *config.File) (serverSettings, error) {
+	var set serverSettings
+	lo := &set.listen
+	lo.Socket = o.socket
 	var tokenFile string
 	if file != nil {
 		fs := file.Server
@@ -137,31 +154,47 @@ func (o *serverOptions) listenOptions(cmd *cobra.Command, file *config.File) (se
 			lo.Socket = fs.Socket
 		}
 		lo.Listen, tokenFile, lo.TLSCert, lo.TLSKey = fs.Listen, fs.TokenFile, fs.TLSCert, fs.TLSKey
-		lo.MetricsListen = file.Prometheus.Listen
-		queue = file.QueueSize
+		lo.MetricsListen, lo.MetricsAllowRemote = file.Prometheus.Listen, file.Prometheus.AllowRemote
+		set.prometheus = file.Prometheus.Options()
+		set.queueSize = file.QueueSize
 	}
 	flags := cmd.Flags()
-	set := func(name string, dst *string, v string) {
+	str := func(name string, dst *string, v string) {
 		if flags.Changed(name) {
 			*dst = v
 		}
 	}
-	set("socket", &lo.Socket, o.socket)
-	set("listen", &lo.Listen, o.listen)
-	set("token-file", &tokenFile, o.tokenFile)
-	set("tls-cert", &lo.TLSCert, o.tlsCert)
-	set("tls-key", &lo.TLSKey, o.tlsKey)
-	set("prometheus", &lo.MetricsListen, o.prometheus)
+	str("socket", &lo.Socket, o.socket)
+	str("listen", &lo.Listen, o.listen)
+	str("token-file", &tokenFile, o.tokenFile)
+	str("tls-cert", &lo.TLSCert, o.tlsCert)
+	str("tls-key", &lo.TLSKey, o.tlsKey)
+	str("prometheus", &lo.MetricsListen, o.prometheus)
+	if flags.Changed("prometheus-allow-remote") {
+		lo.MetricsAllowRemote = o.allowRem
+	}
+	if flags.Changed("metric-labels") {
+		set.prometheus.Labels = o.labels
+	}
+	if flags.Changed("metric-max-series") {
+		if o.maxSeries < 1 {
+			return set, fmt.Errorf("--metric-max-series: %d, want at least 1", o.maxSeries)
+		}
+		set.prometheus.MaxSeries = o.maxSeries
+	}
+	if err := set.prometheus.Validate(); err != nil {
+		return set, fmt.Errorf("--metric-labels: %w", err)
+	}
 	if flags.Changed("queue-size") {
 		if o.queueSize < 1 {
-			return lo, 0, fmt.Errorf("--queue-size: %d, want at least 1", o.queueSize)
+			return set, fmt.Errorf("--queue-size: %d, want at least 1", o.queueSize)
 		}
-		queue = o.queueSize
+		set.queueSize = o.queueSize
 	}
 	if tokenFile != "" {
 		tok, err := server.ReadTokenFile(tokenFile)
 		if err != nil {
-			return lo, 0, err
+			return set, err
 		}
 		if st, err := os.Stat(tokenFile); err == nil && st.Mode().Perm()&0o077 != 0 {
 			slog.Warn("the token file is readable by other users; chmod 600 it", "path", tokenFile)
@@ -169,7 +202,12 @@ func (o *serverOptions) listenOptions(cmd *cobra.Command, file *config.File) (se
 		lo.Token = tok
 	}
 	if err := lo.Validate(); err != nil {
-		return lo, 0, err
+		return set, err
 	}
-	return lo, queue, nil
+	return set, nil
+}
+
+func withVersion(o metrics.Options) metrics.Options {
+	o.Version = Version
+	return o
 }

@@ -490,7 +490,7 @@ func TestStartSendsSpec(t *testing.T) {
 	for args, want := range map[string]string{
 		"--pid x":                `--pid: invalid number "x"`,
 		"--handler {\"type\":1}": `--handler #1: line 1: type: unknown handler type "1"`,
-		"--fmt yaml":             `--fmt: unknown handler type "yaml"`,
+		"--fmt yaml":             `--fmt: "yaml" is not json, text or csv`,
 		"--handler {\"type\":\"json\",\"path\":\"x\"}": `--handler #1: line 1: path: "x" is relative`,
 	} {
 		_, err := cli(t, append([]string{"start", "process", "--socket", sock}, strings.Fields(args)...)...)

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/strict"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
@@ -45,9 +46,17 @@ type Server struct {
 	TLSKey    string `json:"tls_key" help:"TLS key file for the TCP listener"`
 }
 
-// Prometheus holds the metrics listener settings.
+// Prometheus holds the exporter's and the metrics listener's settings.
 type Prometheus struct {
-	Listen string `json:"listen" help:"serve /metrics (without a token) on this TCP address"`
+	Listen      string   `json:"listen" help:"serve /metrics (without a token) on this TCP address"`
+	AllowRemote bool     `json:"allow_remote" help:"let listen be a non-loopback address"`
+	Labels      []string `json:"labels" help:"extra (high-cardinality) labels of the event counters"`
+	MaxSeries   int      `json:"max_series" help:"series per metric; past it new series fold into label value other"`
+}
+
+// Options are the exporter options of the section.
+func (p Prometheus) Options() metrics.Options {
+	return metrics.Options{Labels: p.Labels, MaxSeries: p.MaxSeries}
 }
 
 // raw is the file's top level; sections that need the tracker registry
@@ -134,6 +143,15 @@ func parse(data []byte, reg *tracker.Registry) (*File, error) {
 	f := &File{Server: r.Server, Prometheus: r.Prometheus, QueueSize: r.QueueSize, Outputs: map[string]pipeline.HandlerSpec{}}
 	if r.QueueSize < 0 {
 		return nil, strict.Errorf(valueNode(root, "queue_size"), "queue_size", "%d is negative", r.QueueSize)
+	}
+
+	popts := r.Prometheus.Options()
+	if err := popts.Validate(); err != nil {
+		key := "prometheus.labels"
+		if r.Prometheus.MaxSeries < 0 {
+			key = "prometheus.max_series"
+		}
+		return nil, strict.Errorf(valueNode(valueNode(root, "prometheus"), strings.TrimPrefix(key, "prometheus.")), key, "%s", err.Error())
 	}
 
 	outPairs, _ := d.Mapping(valueNode(root, "outputs"), "outputs")

@@ -12,6 +12,8 @@ import (
 
 	"github.com/eunomia-agent/eunomia/internal/event"
 	"github.com/eunomia-agent/eunomia/internal/handler"
+	"github.com/eunomia-agent/eunomia/internal/metrics"
+	"github.com/eunomia-agent/eunomia/internal/sink"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
 )
@@ -80,15 +82,24 @@ func TestDecodeSpecErrors(t *testing.T) {
 		{`{"kind": "process", "config": {"comm": "a-very-long-command-name"}}`, `config.comm: "a-very-long-command-name" is longer than the kernel's 15-byte command name`},
 		{`{"kind": "process", "config": []}`, "config: want a mapping of keys to values, got a list"},
 		{`{"kind": "process", "handlers": {}}`, "handlers: want a list of handlers"},
-		{`{"kind": "process", "handlers": [{}]}`, "handlers[0]: missing type (one of csv, json, text) or output"},
-		{`{"kind": "process", "handlers": [{"type": "xml"}]}`, `handlers[0].type: unknown handler type "xml" (known: csv, json, text)`},
-		{`{"kind": "process", "handlers": [{"type": "json", "file": "/x"}]}`, "handlers[0].file: unknown key (known: path, truncate, type)"},
+		{`{"kind": "process", "handlers": [{}]}`, "handlers[0]: missing type (one of aggregate, csv, fanout, json, prometheus, text) or output"},
+		{`{"kind": "process", "handlers": [{"type": "xml"}]}`, `handlers[0].type: unknown handler type "xml" (known: aggregate, csv, fanout, json, prometheus, text)`},
+		{`{"kind": "process", "handlers": [{"type": "json", "file": "/x"}]}`, "handlers[0].file: unknown key (known: path, rotate_keep, rotate_size, truncate, type)"},
 		{`{"kind": "process", "handlers": [{"type": "json", "path": "rel.json"}]}`, `handlers[0].path: "rel.json" is relative`},
 		{`{"kind": "process", "handlers": [{"type": "json", "truncate": true}]}`, "handlers[0].truncate: needs a path"},
 		{`{"kind": "process", "handlers": [{"type": "json", "output": "o"}]}`, "handlers[0]: give either type"},
 		{`{"kind": "process", "handlers": [{"output": "o", "path": "/x"}]}`, "handlers[0].path: a reference to an output takes no options"},
 		{`{"kind": "process", "handlers": [{"output": ""}]}`, "handlers[0].output: empty output name"},
 		{`{"kind": 5}`, `unknown tracker "5"`},
+		{`{"kind": "process", "handlers": [{"type": "json", "path": "/x", "rotate_size": "lots"}]}`, `handlers[0].rotate_size: "lots" is not a size`},
+		{`{"kind": "process", "handlers": [{"type": "json", "path": "/x", "rotate_keep": 2}]}`, "handlers[0].rotate_keep: needs rotate_size"},
+		{`{"kind": "process", "handlers": [{"type": "json", "path": "/x", "rotate_size": "1M", "truncate": true}]}`, "handlers[0].truncate: a rotated file is never emptied"},
+		{`{"kind": "process", "handlers": [{"type": "prometheus", "labels": ["pid"]}]}`, "handlers[0].labels: unknown key (known: type)"},
+		{`{"kind": "process", "handlers": [{"type": "aggregate", "key": "colour", "handlers": [{"type": "json"}]}]}`, `handlers[0].key: "colour", want one of comm, container, dport, file, syscall`},
+		{`{"kind": "process", "handlers": [{"type": "aggregate", "key": "comm"}]}`, "handlers[0].handlers: an aggregate needs handlers"},
+		{`{"kind": "process", "handlers": [{"type": "aggregate", "key": "comm", "window": "0s", "handlers": [{"type": "json"}]}]}`, "handlers[0].window: 0s, want a positive duration"},
+		{`{"kind": "process", "handlers": [{"type": "aggregate", "key": "comm", "handlers": [{"type": "jsn"}]}]}`, `handlers[0].handlers[0].type: unknown handler type "jsn"`},
+		{`{"kind": "process", "handlers": [{"type": "fanout", "handlers": [{"type": "csv"}, null]}]}`, "handlers[0].handlers[1]: missing type"},
 		{`[]`, "want a mapping of keys to values, got a list"},
 		{`{"kind": "process"`, "invalid JSON"},
 	} {
@@ -218,4 +229,92 @@ func TestBuildOutputReference(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "handlers[1]: unknown output other") || out.released != 2 {
 		t.Errorf("got %v, released %d", err, out.released)
 	}
+}
+
+func TestBuildAggregateFanoutPrometheus(t *testing.T) {
+	dir := t.TempDir()
+	aggPath := filepath.Join(dir, "agg.json")
+	rotPath := filepath.Join(dir, "rot.csv")
+	exp, err := metrics.New(metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinks := &sinkSet{}
+	s, err := DecodeSpecJSON(reg(), []byte(`{"kind":"process","handlers":[
+		{"type":"prometheus"},
+		{"type":"fanout","handlers":[
+			{"type":"aggregate","key":"comm","window":"1h","top":1,"handlers":[{"type":"json","path":"`+aggPath+`"}]},
+			{"type":"csv","path":"`+rotPath+`","rotate_size":"1K","rotate_keep":1}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Build(s.Handlers, Env{Exporter: exp, Sinks: sinks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sinks.n != 2 {
+		t.Errorf("%d sinks registered, want 2", sinks.n)
+	}
+	for i := uint32(1); i <= 40; i++ {
+		ev := testEvent(i)
+		if i%4 == 0 {
+			ev.Process.Comm = "other-comm"
+		}
+		if err := c.Handle(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if sinks.n != 0 {
+		t.Errorf("%d sinks still registered after close", sinks.n)
+	}
+	// Closing the aggregate flushed its window: the top group, comm "true".
+	b, _ := os.ReadFile(aggPath)
+	var agg map[string]any
+	if err := json.Unmarshal(b, &agg); err != nil {
+		t.Fatalf("aggregate file %q: %v", b, err)
+	}
+	if agg["kind"] != "aggregate" || agg["value"] != "true" || agg["count"] != 30.0 || agg["total"] != 40.0 {
+		t.Errorf("aggregate event %v", agg)
+	}
+	// The CSV file rotated at 1 KiB: PATH.1 and PATH both start with the header.
+	for _, p := range []string{rotPath, rotPath + ".1"} {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.HasPrefix(string(b), "time,kind,pid") || len(b) > 1024 {
+			t.Errorf("%s: %d bytes, %v", p, len(b), err)
+		}
+	}
+	// The exporter counted every event.
+	mfs, err := exp.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted float64
+	for _, mf := range mfs {
+		if mf.GetName() == "eunomia_process_exec_total" {
+			for _, m := range mf.GetMetric() {
+				counted += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counted != 40 {
+		t.Errorf("exporter counted %v exec events, want 40", counted)
+	}
+	if _, err := Build([]HandlerSpec{{Type: "prometheus"}}, Env{}); err == nil || !strings.Contains(err.Error(), "no Prometheus exporter") {
+		t.Errorf("prometheus without an exporter: %v", err)
+	}
+}
+
+type sinkSet struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *sinkSet) Add(sink.Sink) func() {
+	s.mu.Lock()
+	s.n++
+	s.mu.Unlock()
+	return func() { s.mu.Lock(); s.n--; s.mu.Unlock() }
 }

@@ -262,6 +262,17 @@ func (h HandlerSpec) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// UnmarshalStrict implements strict.Unmarshaler, for handler lists inside
+// handler options (an aggregate's handlers).
+func (h *HandlerSpec) UnmarshalStrict(d *strict.Decoder, n *yaml.Node, key string) error {
+	spec, err := DecodeHandler(d, n, key, true)
+	if err != nil {
+		return err
+	}
+	*h = spec
+	return nil
+}
+
 // UnmarshalJSON reads what MarshalJSON writes, strictly.
 func (h *HandlerSpec) UnmarshalJSON(data []byte) error {
 	n, err := strict.ParseJSON(data)

@@ -348,8 +348,8 @@ func TestMetrics(t *testing.T) {
 	waitFor(t, func() bool { i, _ := ts.Get(info.ID); return i.Events == 4 })
 	_, _, body := ts.call(t, "GET", "/metrics", "")
 	for _, want := range []string{
-		`eunomia_tracker_events_total{kind="fake",tracker="fake#` + strconvU(info.ID) + `"} 4`,
-		`eunomia_tracker_lost_queue_total{kind="fake",tracker="fake#` + strconvU(info.ID) + `"} 0`,
+		`eunomia_events_total{tracker="fake#` + strconvU(info.ID) + `"} 4`,
+		`eunomia_events_lost_total{tracker="fake#` + strconvU(info.ID) + `",where="queue"} 0`,
 		"eunomia_trackers_running 1",
 		`eunomia_api_requests_total{code="201",method="POST",route="/v1/trackers"} 1`,
 		"go_goroutines",

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/eunomia-agent/eunomia/internal/metrics"
 )
 
 // DefaultSocket is where the API listens unless told otherwise.
@@ -31,8 +33,10 @@ type ListenOptions struct {
 	// TLSCert and TLSKey, both or neither, make the TCP listener TLS.
 	TLSCert, TLSKey string
 	// MetricsListen is a TCP address serving only /metrics, without a
-	// token (for a Prometheus server).
-	MetricsListen string
+	// token (for a Prometheus server); loopback only unless
+	// MetricsAllowRemote.
+	MetricsListen      string
+	MetricsAllowRemote bool
 }
 
 // Validate checks that the options go together.
@@ -48,6 +52,11 @@ func (o ListenOptions) Validate() error {
 	}
 	if o.TLSCert != "" && o.Listen == "" {
 		return errors.New("--tls-cert and --tls-key apply to the TCP listener: give --listen too")
+	}
+	if o.MetricsListen != "" {
+		if err := metrics.CheckAddr(o.MetricsListen, o.MetricsAllowRemote); err != nil {
+			return fmt.Errorf("--prometheus: %w", err)
+		}
 	}
 	return nil
 }
@@ -94,15 +103,13 @@ func (s *Server) Serve(ctx context.Context, o ListenOptions, ready func()) error
 		s.log.Info("API listening on TCP", "addr", tl.Addr().String(), "tls", o.TLSCert != "")
 	}
 	if o.MetricsListen != "" {
-		ml, err := net.Listen("tcp", o.MetricsListen)
+		ms, err := metrics.Serve(o.MetricsListen, o.MetricsAllowRemote, s.stats.handler)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("prometheus listen address: %w", err)
+			return fmt.Errorf("--prometheus: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.HandleFunc("GET /metrics", s.handleMetrics)
-		ls = append(ls, listener{ml, mux})
-		s.log.Info("metrics listening", "addr", ml.Addr().String())
+		defer ms.Close()
+		s.log.Info("metrics listening", "addr", ms.Addr())
 	}
 	s.log.Info("API listening on unix socket", "path", o.Socket)
 

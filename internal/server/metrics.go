@@ -2,14 +2,18 @@ package server
 
 import (
 	"net/http"
+	"sort"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/eunomia-agent/eunomia/internal/metrics"
+	"github.com/eunomia-agent/eunomia/internal/sink"
 )
 
-// serverMetrics are the server's own metrics: the health of every running
-// tracker (events, losses, handler failures), API requests and reloads.
+// serverMetrics are the server's own metrics, beside the exporter's (the
+// health of every tracker, event counters): API requests, reloads, and
+// the failures of the sinks its chains write to.
 type serverMetrics struct {
 	requests *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
@@ -26,50 +30,93 @@ func newServerMetrics(s *Server) (*serverMetrics, error) {
 			Name: "eunomia_config_reloads_total",
 			Help: "Config file reloads, by result (ok, error).",
 		}, []string{"result"}),
-		handler: promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}),
+		handler: s.exp.HTTPHandler(),
 	}
-	for _, c := range []prometheus.Collector{
-		m.requests, m.reloads, &trackerCollector{s: s},
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := s.metrics.Register(c); err != nil {
-			if _, dup := err.(prometheus.AlreadyRegisteredError); dup {
-				continue // the Go and process collectors of a shared registry
-			}
+	for _, c := range []prometheus.Collector{m.requests, m.reloads, s.sinks} {
+		if err := s.exp.Registry().Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-var (
-	trackerLabels  = []string{"tracker", "kind"}
-	descEvents     = prometheus.NewDesc("eunomia_tracker_events_total", "Events delivered to the tracker's handler chain.", trackerLabels, nil)
-	descLostKernel = prometheus.NewDesc("eunomia_tracker_lost_kernel_total", "Events the kernel dropped because the tracker's ring buffer was full.", trackerLabels, nil)
-	descLostQueue  = prometheus.NewDesc("eunomia_tracker_lost_queue_total", "Events dropped because the tracker's queue to its handlers was full.", trackerLabels, nil)
-	descFailed     = prometheus.NewDesc("eunomia_tracker_handler_failures_total", "Events whose handler chain returned an error.", trackerLabels, nil)
-	descRunning    = prometheus.NewDesc("eunomia_trackers_running", "Tracker instances running.", nil, nil)
-)
+// sinkSet keeps the sinks open in chains, for metrics.SinkCollector. Sinks
+// come and go with trackers; several may share a name (stdout, or a file
+// two chains append to), so their counts are summed per name.
+type sinkSet struct {
+	mu   sync.Mutex
+	live map[*sinkEntry]struct{}
+}
 
-// trackerCollector reads the running instances' counters at scrape time.
-// The tracker label is the instance (kind#id): one series per running
-// instance, gone when it stops.
-type trackerCollector struct{ s *Server }
+type sinkEntry struct{ s sink.Sink }
 
-func (c *trackerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEvents, descLostKernel, descLostQueue, descFailed, descRunning} {
-		ch <- d
+// Add implements pipeline.SinkSet.
+func (ss *sinkSet) Add(s sink.Sink) func() {
+	e := &sinkEntry{s: s}
+	ss.mu.Lock()
+	ss.live[e] = struct{}{}
+	ss.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ss.mu.Lock()
+			delete(ss.live, e)
+			ss.mu.Unlock()
+		})
 	}
 }
 
-func (c *trackerCollector) Collect(ch chan<- prometheus.Metric) {
-	list := c.s.List()
-	for _, t := range list {
-		ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(t.Events), t.Tracker, t.Kind)
-		ch <- prometheus.MustNewConstMetric(descLostKernel, prometheus.CounterValue, float64(t.LostKernel), t.Tracker, t.Kind)
-		ch <- prometheus.MustNewConstMetric(descLostQueue, prometheus.CounterValue, float64(t.LostQueue), t.Tracker, t.Kind)
-		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(t.Failed), t.Tracker, t.Kind)
+// Describe implements prometheus.Collector.
+func (ss *sinkSet) Describe(ch chan<- *prometheus.Desc) { metrics.SinkCollector(nil).Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (ss *sinkSet) Collect(ch chan<- prometheus.Metric) {
+	byName := map[string]*summedSink{}
+	ss.mu.Lock()
+	for e := range ss.live {
+		sum := byName[e.s.Name()]
+		if sum == nil {
+			sum = &summedSink{name: e.s.Name()}
+			byName[e.s.Name()] = sum
+		}
+		st := e.s.Stats()
+		sum.st.Writes += st.Writes
+		sum.st.FailedWrites += st.FailedWrites
+		sum.st.LostBytes += st.LostBytes
+		if r, ok := e.s.(interface{ Rotations() (uint64, uint64) }); ok {
+			sum.rotating = true
+			d, f := r.Rotations()
+			sum.done += d
+			sum.failed += f
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, float64(len(list)))
+	ss.mu.Unlock()
+	list := make(metrics.SinkCollector, 0, len(byName))
+	for _, s := range byName {
+		if s.rotating {
+			list = append(list, rotatingSum{s})
+		} else {
+			list = append(list, s)
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name() < list[j].Name() })
+	list.Collect(ch)
 }
+
+// summedSink carries the summed counts of the sinks of one name.
+type summedSink struct {
+	name         string
+	st           sink.Stats
+	rotating     bool // some of them are rotating files
+	done, failed uint64
+}
+
+// rotatingSum is a summedSink with rotations.
+type rotatingSum struct{ *summedSink }
+
+func (s rotatingSum) Rotations() (done, failed uint64) { return s.done, s.failed }
+
+func (s *summedSink) Write(p []byte) (int, error) { return len(p), nil }
+func (s *summedSink) Close() error                { return nil }
+func (s *summedSink) Name() string                { return s.name }
+func (s *summedSink) Stats() sink.Stats           { return s.st }

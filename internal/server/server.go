@@ -10,13 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/eunomia-agent/eunomia/internal/config"
+	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 )
@@ -39,10 +39,10 @@ type Options struct {
 	QueueSize int
 	// Stdout is where printers without a path write (nil: os.Stdout).
 	Stdout io.Writer
-	// Metrics is the registry /metrics serves; the server registers its
-	// own collectors there. Nil: a new registry.
-	Metrics *prometheus.Registry
-	Logger  *slog.Logger
+	// Prometheus configures the exporter /metrics serves (the agent's
+	// health and the counters of chains with a prometheus handler).
+	Prometheus metrics.Options
+	Logger     *slog.Logger
 }
 
 // Server runs tracker instances on behalf of its config file and its API
@@ -51,7 +51,8 @@ type Server struct {
 	reg     *tracker.Registry
 	m       *tracker.Manager
 	outputs *outputs
-	metrics *prometheus.Registry
+	exp     *metrics.Exporter
+	sinks   *sinkSet
 	stats   *serverMetrics
 	log     *slog.Logger
 	stdout  io.Writer
@@ -109,14 +110,10 @@ func New(o Options) (*Server, error) {
 	if queue < 0 {
 		return nil, fmt.Errorf("queue size %d is negative", queue)
 	}
-	metrics := o.Metrics
-	if metrics == nil {
-		metrics = prometheus.NewRegistry()
-	}
 	s := &Server{
 		reg:       o.Registry,
 		m:         tracker.NewManager(o.Registry, tracker.WithQueueSize(queue), tracker.WithLogger(log)),
-		metrics:   metrics,
+		sinks:     &sinkSet{live: map[*sinkEntry]struct{}{}},
 		log:       log,
 		stdout:    &lockedWriter{w: stdout},
 		cfgPath:   o.ConfigPath,
@@ -124,12 +121,19 @@ func New(o Options) (*Server, error) {
 		configIDs: map[string]configTracker{},
 		status:    ConfigStatus{Path: o.ConfigPath},
 	}
-	s.outputs = newOutputs(pipeline.Env{Stdout: s.stdout})
+	po := o.Prometheus
+	po.Source = s.m
+	exp, err := metrics.New(po)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	s.exp = exp
 	stats, err := newServerMetrics(s)
 	if err != nil {
 		return nil, err
 	}
 	s.stats = stats
+	s.outputs = newOutputs(s.env(nil))
 	if o.Config != nil {
 		if err := s.Apply(o.Config); err != nil {
 			s.Close()
@@ -137,6 +141,11 @@ func New(o Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// env is what chains are built with.
+func (s *Server) env(outputs pipeline.OutputResolver) pipeline.Env {
+	return pipeline.Env{Stdout: s.stdout, Outputs: outputs, Exporter: s.exp, Sinks: s.sinks, Log: s.log}
 }
 
 // lockedWriter serialises writes so that printers sharing standard output
@@ -166,7 +175,7 @@ func (s *Server) start(spec pipeline.Spec, origin string, outputs pipeline.Outpu
 	if closed {
 		return TrackerInfo{}, errClosed
 	}
-	chain, err := pipeline.Build(spec.Handlers, pipeline.Env{Stdout: s.stdout, Outputs: outputs})
+	chain, err := pipeline.Build(spec.Handlers, s.env(outputs))
 	if err != nil {
 		return TrackerInfo{}, &badSpecError{err}
 	}
@@ -283,18 +292,18 @@ func (s *Server) Reload() error {
 	if s.cfgPath == "" {
 		return errors.New("no config file to reload (start the server with --config)")
 	}
-	s.mu.Lock()
-	s.status.Reloads++
-	s.mu.Unlock()
 	f, err := config.Load(s.cfgPath, s.reg)
 	if err == nil {
 		err = s.Apply(f)
 	}
+	s.mu.Lock()
+	s.status.Reloads++
+	if err != nil {
+		s.status.LastError = err.Error()
+	}
+	s.mu.Unlock()
 	if err != nil {
 		s.stats.reloads.WithLabelValues("error").Inc()
-		s.mu.Lock()
-		s.status.LastError = err.Error()
-		s.mu.Unlock()
 		return err
 	}
 	s.stats.reloads.WithLabelValues("ok").Inc()
@@ -308,7 +317,7 @@ func (s *Server) Apply(f *config.File) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if old := s.file; old != nil {
-		if old.Server != f.Server || old.Prometheus != f.Prometheus || old.QueueSize != f.QueueSize {
+		if old.Server != f.Server || !reflect.DeepEqual(old.Prometheus, f.Prometheus) || old.QueueSize != f.QueueSize {
 			s.log.Warn("config: server, prometheus and queue_size settings take effect at the next start of the server")
 		}
 	}

@@ -102,7 +102,14 @@ func IsNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
+// Unmarshaler is implemented by types that decode themselves from a node
+// (e.g. one whose keys depend on the value of another key).
+type Unmarshaler interface {
+	UnmarshalStrict(d *Decoder, n *yaml.Node, key string) error
+}
+
 var (
+	unmarshalerType     = reflect.TypeOf((*Unmarshaler)(nil)).Elem()
 	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
 	nodeType            = reflect.TypeOf(yaml.Node{})
 )
@@ -118,6 +125,9 @@ func (d *Decoder) decode(n *yaml.Node, v reflect.Value, key string) error {
 			v.Set(reflect.ValueOf(*n))
 		}
 		return nil
+	}
+	if n != nil && reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+		return v.Addr().Interface().(Unmarshaler).UnmarshalStrict(d, n, key)
 	}
 	if IsNull(n) {
 		// A missing or null value keeps the default, except that a null
