@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -77,7 +78,12 @@ func newServerCmd() *cobra.Command {
 func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
 	var file *config.File
 	if o.configPath != "" {
-		var err error
+		// SIGHUP reads it again: the same file even if the cwd changed.
+		abs, err := filepath.Abs(o.configPath)
+		if err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		o.configPath = abs
 		if file, err = config.Load(o.configPath, reg); err != nil {
 			return err
 		}

@@ -221,3 +221,41 @@ func settledCount(t *testing.T) testutil.BPFObjects {
 	}
 	return last
 }
+
+// BenchmarkStartStop measures one start and one stop of a process tracker
+// through the API on the unix socket: decoding, building the chain,
+// loading and attaching the BPF programs, detaching and closing.
+func BenchmarkStartStop(b *testing.B) {
+	testutil.RequirePrivileged(b)
+	s, err := New(Options{Registry: all.Registry(), Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	sock := filepath.Join(b.TempDir(), "api.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ListenOptions{Socket: sock}, func() { close(ready) }) }()
+	<-ready
+	defer func() { cancel(); <-done }()
+	c, err := NewClient(ClientOptions{Socket: sock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	spec, err := DecodeStartRequest(s.reg, []byte(`{"kind":"process","config":{"pid":1}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		info, err := c.Start(ctx, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Stop(ctx, info.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
