@@ -92,10 +92,10 @@ func TestParseProcCgroup(t *testing.T) {
 func TestCgroup2Mount(t *testing.T) {
 	cases := map[string]string{
 		"35 25 0:30 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate": "/sys/fs/cgroup/unified",
-		"35 25 0:30 / /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw":                                                  "/sys/fs/cgroup",
-		"35 25 0:30 / /mnt/my\\040cgroup rw - cgroup2 none rw":                                                           "/mnt/my cgroup",
-		"36 25 0:31 / /sys/fs/cgroup/cpu rw shared:10 - cgroup cgroup rw,cpu":                                            "",
-		"37 25 0:30 /docker /mnt/sub rw - cgroup2 cgroup2 rw":                                                            "", // a bind of a subtree
+		"35 25 0:30 / /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw":                                                 "/sys/fs/cgroup",
+		"35 25 0:30 / /mnt/my\\040cgroup rw - cgroup2 none rw":                                                         "/mnt/my cgroup",
+		"36 25 0:31 / /sys/fs/cgroup/cpu rw shared:10 - cgroup cgroup rw,cpu":                                          "",
+		"37 25 0:30 /docker /mnt/sub rw - cgroup2 cgroup2 rw":                                                          "", // a bind of a subtree
 		"garbage": "",
 	}
 	for line, want := range cases {
