@@ -200,6 +200,17 @@ func (m *Manager) Runtimes() []string {
 	return out
 }
 
+// Connected reports whether every runtime in use answers (its event stream
+// is open); false while one is down and being reconnected.
+func (m *Manager) Connected() bool {
+	for _, rs := range m.rts {
+		if !rs.up.Load() {
+			return false
+		}
+	}
+	return len(m.rts) > 0
+}
+
 // Stats returns the counters (for the Prometheus exporter and the CLI).
 func (m *Manager) Stats() Stats {
 	m.mu.RLock()
