@@ -18,9 +18,9 @@ const (
 	DefaultWait     = 100 * time.Millisecond
 	DefaultRetryMin = 100 * time.Millisecond
 	DefaultRetryMax = 2 * time.Second
-	// dieGrace is how long a dead container's entries stay: events of its
-	// last processes may still sit in tracker queues.
-	dieGrace = 5 * time.Second
+	// defaultDieGrace is how long a dead container's entries stay: events
+	// of its last processes may still sit in tracker queues.
+	defaultDieGrace = 5 * time.Second
 	// maxPids bounds the pid map; past it, entries of gone processes are
 	// pruned.
 	maxPids = 1 << 16
@@ -84,6 +84,9 @@ type Manager struct {
 
 	lookups, timedOut, idOnly, unknown atomic.Uint64
 
+	procCgroup func(pid uint32) (ProcCgroup, error) // ReadProcCgroup; tests replace it
+	dieGrace   time.Duration
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -121,6 +124,9 @@ func NewManager(opts Options) *Manager {
 		byCgroup: map[uint64]*Info{},
 		byPid:    map[uint32]pidEntry{},
 		pending:  map[string]*lookup{},
+
+		procCgroup: ReadProcCgroup,
+		dieGrace:   defaultDieGrace,
 	}
 	if m.wait <= 0 {
 		m.wait = DefaultWait
@@ -317,7 +323,7 @@ func (m *Manager) runtimeEvent(ctx context.Context, rs *rtState, ev RuntimeEvent
 		in := m.byID[ev.ID]
 		m.mu.RUnlock()
 		if in != nil {
-			time.AfterFunc(dieGrace, func() { m.remove(in) })
+			time.AfterFunc(m.dieGrace, func() { m.remove(in) })
 		}
 	}
 }
@@ -361,7 +367,7 @@ func (m *Manager) scan(ctx context.Context, rs *rtState) error {
 func (m *Manager) add(in *Info) {
 	var cgs []uint64
 	if in.Pid != 0 {
-		if pc, err := ReadProcCgroup(in.Pid); err == nil && pc.ByV2 && pc.Ref.ID == in.ID {
+		if pc, err := m.procCgroup(in.Pid); err == nil && pc.ByV2 && pc.Ref.ID == in.ID {
 			cgs, _ = cgroupIDs(m.root, pc.V2Path)
 		}
 	}
@@ -466,7 +472,7 @@ func (m *Manager) tag(in *Info) event.Container {
 func (m *Manager) resolve(p *event.Process) event.Container {
 	m.lookups.Add(1)
 	cg := p.CgroupID
-	pc, err := ReadProcCgroup(p.Pid)
+	pc, err := m.procCgroup(p.Pid)
 	if err != nil {
 		// The process is gone: its cgroup id may still tell.
 		path, ok := m.cgroupPath(cg)

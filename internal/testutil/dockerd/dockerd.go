@@ -119,8 +119,6 @@ func (d *Daemon) start(driver string) error {
 		"--pidfile", filepath.Join(d.dir, "dockerd.pid"),
 		"--iptables=false", "--ip6tables=false", "--bridge=none",
 		"--storage-driver="+driver,
-		// Containers running busybox as pid 1 ignore SIGTERM: do not
-		// wait the default 15 s for them when the daemon stops.
 		"--shutdown-timeout=1",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -197,6 +195,13 @@ func (d *Daemon) Stop(tb testing.TB) {
 	tb.Helper()
 	if d.cmd == nil {
 		return
+	}
+	// Kill the containers first: dockerd would give each 10 s to heed a
+	// SIGTERM that busybox as pid 1 ignores.
+	if d.Running() {
+		if ids, err := d.DockerErr("ps", "-q"); err == nil && ids != "" {
+			d.DockerErr(append([]string{"kill"}, strings.Fields(ids)...)...)
+		}
 	}
 	cmd, exit := d.cmd, d.exit
 	d.cmd = nil
