@@ -356,3 +356,66 @@ func (d *Daemon) Pid(tb testing.TB, container string) uint32 {
 	}
 	return pid
 }
+
+// Ctr runs containerd's ctr against the daemon's own containerd in
+// namespace ns and returns its trimmed standard output.
+func (d *Daemon) Ctr(tb testing.TB, ns string, args ...string) string {
+	tb.Helper()
+	out, err := d.ctr(nil, ns, args...)
+	if err != nil {
+		tb.Fatalf("ctr -n %s %s: %v", ns, strings.Join(args, " "), err)
+	}
+	return out
+}
+
+func (d *Daemon) ctr(stdin io.Reader, ns string, args ...string) (string, error) {
+	cmd := exec.Command("ctr", append([]string{"-a", d.ContainerdSocket(), "-n", ns}, args...)...)
+	cmd.Stdin = stdin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return strings.TrimSpace(stdout.String()), nil
+}
+
+// ContainerdImage copies the busybox image into containerd namespace ns
+// (docker save | ctr images import) and returns its containerd name.
+func (d *Daemon) ContainerdImage(tb testing.TB, ns string) string {
+	tb.Helper()
+	cmd := exec.Command("docker", "-H", d.Host, "save", d.Image)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(d.dir, "cli"))
+	saved, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("docker save: %v", err)
+	}
+	if _, err := d.ctr(bytes.NewReader(saved), ns, "images", "import", "-"); err != nil {
+		tb.Fatalf("ctr images import: %v", err)
+	}
+	return "docker.io/" + d.Image
+}
+
+// CtrRun starts a container with containerd alone (no dockerd) in
+// namespace ns, and kills and deletes it when the test ends: shims outlive
+// containerd, so nothing may be left running.
+func (d *Daemon) CtrRun(tb testing.TB, ns, image, id string, labels map[string]string, args ...string) {
+	tb.Helper()
+	run := []string{"run", "-d"}
+	for k, v := range labels {
+		run = append(run, "--label", k+"="+v)
+	}
+	run = append(append(run, image, id), args...)
+	d.Ctr(tb, ns, run...)
+	tb.Cleanup(func() {
+		d.ctr(nil, ns, "tasks", "kill", "-s", "KILL", id)
+		for i := 0; i < 100; i++ {
+			if _, err := d.ctr(nil, ns, "tasks", "delete", id); err == nil || strings.Contains(err.Error(), "not found") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if _, err := d.ctr(nil, ns, "containers", "delete", id); err != nil {
+			tb.Logf("ctr containers delete %s: %v", id, err)
+		}
+	})
+}
