@@ -23,6 +23,7 @@ type runOptions struct {
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
+	container *containerOptions
 }
 
 func newRunCmd() *cobra.Command {
@@ -36,7 +37,8 @@ func newRunCmd() *cobra.Command {
 			"Filter flags apply to every named tracker that has them; a flag that\n" +
 			"applies to none of them is an error.",
 		Example: "  eunomia run process\n" +
-			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt",
+			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt\n" +
+			"  eunomia run process --container web",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -50,6 +52,7 @@ func newRunCmd() *cobra.Command {
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
+	o.container = bindContainerFlags(f)
 	return cmd
 }
 
@@ -71,6 +74,11 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
+	cs, err := o.container.setup(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
 
 	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
 	if o.output != "" {
@@ -80,11 +88,11 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		}
 		out = f
 	}
-	chain := handler.Chain{handler.NewPrinter(format, out)}
+	chain := cs.chain(handler.NewPrinter(format, out))
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	for i, kind := range kinds {
-		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
+		id, err := m.Start(kind, cfgs[i], cs.env(), chain)
 		if err != nil {
 			m.Close()
 			closeWithin(chain, tracker.DefaultDrainTimeout)
