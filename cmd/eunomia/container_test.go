@@ -83,19 +83,38 @@ func TestRunWithoutRuntimeSocket(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	bin := buildAgent(t)
 	missing := filepath.Join(t.TempDir(), "docker.sock")
-	agent := exec.Command(bin, "run", "process", "--docker-socket", missing, "--containerd-socket", missing, "--duration", "1s", "--fmt", "text")
-	var stdout, stderr bytes.Buffer
-	agent.Stdout, agent.Stderr = &stdout, &stderr
-	if err := agent.Run(); err != nil {
-		t.Fatalf("agent without a runtime: %v\n%s", err, stderr.String())
+	agent := exec.Command(bin, "run", "process", "--docker-socket", missing, "--containerd-socket", missing, "--duration", "2s", "--fmt", "text")
+	var stdout bytes.Buffer
+	agent.Stdout = &stdout
+	errPipe, _ := agent.StderrPipe()
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if n := strings.Count(stderr.String(), "no container runtime answers"); n != 1 {
-		t.Errorf("%d warnings about the missing runtime, want 1:\n%s", n, stderr.String())
+	sc := bufio.NewScanner(errPipe)
+	lines := waitLine(t, sc, "tracker started")
+	tok := fmt.Sprint("no-runtime-", time.Now().UnixNano())
+	if err := exec.Command("/bin/true", tok).Run(); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "tracker started") || !strings.HasPrefix(stdout.String(), "TIME ") {
-		t.Errorf("trackers did not run:\nstderr %s\nstdout %s", stderr.String(), stdout.String())
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if err := agent.Wait(); err != nil {
+		t.Fatalf("agent without a runtime: %v\n%q", err, lines)
+	}
+	stderrText := strings.Join(lines, "\n")
+	if n := strings.Count(stderrText, "no container runtime answers"); n != 1 {
+		t.Errorf("%d warnings about the missing runtime, want 1:\n%s", n, stderrText)
+	}
+	var traced bool
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		traced = traced || strings.Contains(line, tok)
+	}
+	if !traced {
+		t.Errorf("trackers did not run: no event of %s:\n%s", tok, stdout.String())
 	}
 
+	var stderr bytes.Buffer
 	agent = exec.Command(bin, "run", "process", "--docker-socket", missing, "--containerd-socket", "", "--container", "web")
 	stderr.Reset()
 	agent.Stderr = &stderr

@@ -179,3 +179,15 @@ func TestKubernetesLabels(t *testing.T) {
 		t.Errorf("plain container got pod fields: %+v", in)
 	}
 }
+
+// BenchmarkReadProcCgroup is the cost of a cache miss: reading and parsing
+// /proc/<pid>/cgroup.
+func BenchmarkReadProcCgroup(b *testing.B) {
+	pid := uint32(os.Getpid())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadProcCgroup(pid); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -125,7 +125,7 @@ func TestExecEventsCarryTheirContainer(t *testing.T) {
 
 	// The text printer shows the container's name.
 	var buf strings.Builder
-	p := handler.NewPrinter(handler.Text{}, &buf)
+	p := handler.NewPrinter(&handler.Text{}, &buf)
 	p.Handle(c.WaitFor(t, wait, 1, execWithArg(tokAfter))[0])
 	p.Close()
 	if !strings.Contains(buf.String(), " eu-after ") {

@@ -87,9 +87,11 @@ type Manager struct {
 	procCgroup func(pid uint32) (ProcCgroup, error) // ReadProcCgroup; tests replace it
 	dieGrace   time.Duration
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type rtState struct {
@@ -185,16 +187,21 @@ func (m *Manager) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close stops following the runtimes and closes their clients.
+// Close stops following the runtimes and closes their clients. It is
+// idempotent. Handle may still be called afterwards (from trackers being
+// drained); it then answers from the caches and makes no runtime calls.
 func (m *Manager) Close() error {
-	m.cancel()
-	m.wg.Wait()
-	var errs []error
-	for _, rs := range m.rts {
-		errs = append(errs, rs.rt.Close())
-	}
-	m.rts = nil
-	return errors.Join(errs...)
+	m.closeOnce.Do(func() {
+		m.cancel()
+		m.wg.Wait()
+		var errs []error
+		for _, rs := range m.rts {
+			rs.up.Store(false)
+			errs = append(errs, rs.rt.Close())
+		}
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
 }
 
 // Runtimes names the runtimes in use, e.g. "docker (/var/run/docker.sock)".
