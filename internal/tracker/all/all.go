@@ -3,6 +3,7 @@ package all
 
 import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/files"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
 )
 
@@ -10,5 +11,6 @@ import (
 func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
 		process.Kind,
+		files.Kind,
 	)
 }

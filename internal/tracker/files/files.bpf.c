@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+//go:build ignore
+
+/*
+ * files: reads and writes per process and file, counted in a kernel map that
+ * user space reads and clears every interval; optionally file opens.
+ *
+ * One program on sys_enter and one on sys_exit, filtered by syscall number:
+ * the fd is resolved to its file at entry (the task's fd table), the byte
+ * count is the return value at exit. Syscall numbers are x86_64's (the only
+ * architecture bpf/vmlinux.h describes).
+ */
+#include "eunomia.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_OPEN 2
+#define NR_PREAD64 17
+#define NR_PWRITE64 18
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_CREAT 85
+#define NR_OPENAT 257
+#define NR_PREADV 295
+#define NR_PWRITEV 296
+#define NR_PREADV2 327
+#define NR_PWRITEV2 328
+#define NR_OPENAT2 437
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define S_IFREG 0100000
+#define S_IFIFO 0010000
+
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define AT_FDCWD -100
+#define EEXIST 17
+
+enum file_type {
+	FILE_OTHER = 0,
+	FILE_REGULAR = 1,
+	FILE_SOCKET = 2,
+	FILE_PIPE = 3,
+};
+
+#define LEAF_LEN 256 /* bytes kept of the file's own name, with its NUL */
+#define DIR_DEPTH 16 /* directory names kept per file (a power of 2) */
+#define DIR_LEN 64   /* bytes kept of each directory name, with its NUL */
+#define MOUNT_HOPS 8 /* mount points crossed at most on the way up */
+
+/* How far the walk up the dentry tree got (file_stats.path_flags). */
+enum path_flags {
+	PATH_ABSOLUTE = 1, /* reached the root of the mount namespace */
+	PATH_PSEUDO = 2,   /* a file of an internal mount (pipe, socket...) */
+};
+
+#define OPEN_PATH_LEN 256
+
+struct file_key {
+	__u32 pid;
+	__u32 dev; /* kernel dev_t of the inode's superblock */
+	__u64 inode;
+};
+
+struct file_stats {
+	struct eu_proc proc; /* the first task seen on the file this interval */
+	__u64 reads;
+	__u64 writes;
+	__u64 read_bytes;
+	__u64 write_bytes;
+	__u32 type;
+	__u16 depth; /* names kept: leaf, then dirs[depth - 1] */
+	__u16 path_flags;
+	char leaf[LEAF_LEN];
+	char dirs[DIR_DEPTH][DIR_LEN]; /* innermost first */
+};
+
+struct open_event {
+	struct eu_proc proc;
+	__s64 result; /* the new fd, or -errno */
+	__u64 flags;
+	__u64 inode; /* of the opened file, when result >= 0 */
+	__u32 dev;
+	__u32 mode;
+	__u32 type;
+	__s32 dfd;
+	char path[OPEN_PATH_LEN];
+};
+
+/* A read or write between sys_enter and sys_exit. */
+struct io_arg {
+	struct file_key key;
+	__u64 file; /* struct file *: the file is pinned until the syscall returns */
+	__u32 type;
+	__u32 write;
+};
+
+/* An open between sys_enter and sys_exit. */
+struct open_arg {
+	__u64 path; /* user pointer */
+	__u64 flags;
+	__u32 mode;
+	__s32 dfd;
+};
+
+const volatile bool cfg_regular_only = 1;
+const volatile bool cfg_open = 0;
+
+/* Make the record types visible in BTF for bpf2go's -type. */
+const struct open_event *unused_open __attribute__((unused));
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory as used, not 10 MB up front */
+	__type(key, struct file_key);
+	__type(value, struct file_stats);
+} io_stats SEC(".maps");
+
+/* A new file_stats is built here: it is too large for the stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct file_stats);
+} stats_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* pid_tgid: one syscall per thread at a time */
+	__type(value, struct io_arg);
+} io_args SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct open_arg);
+} open_args SEC(".maps");
+
+static __always_inline bool is_io(long nr, __u32 *write)
+{
+	switch (nr) {
+	case NR_READ:
+	case NR_PREAD64:
+	case NR_READV:
+	case NR_PREADV:
+	case NR_PREADV2:
+		*write = 0;
+		return true;
+	case NR_WRITE:
+	case NR_PWRITE64:
+	case NR_WRITEV:
+	case NR_PWRITEV:
+	case NR_PWRITEV2:
+		*write = 1;
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool is_open(long nr)
+{
+	return nr == NR_OPEN || nr == NR_CREAT || nr == NR_OPENAT || nr == NR_OPENAT2;
+}
+
+static __always_inline __u32 file_type(umode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return FILE_REGULAR;
+	case S_IFSOCK:
+		return FILE_SOCKET;
+	case S_IFIFO:
+		return FILE_PIPE;
+	}
+	return FILE_OTHER;
+}
+
+/* The file behind fd in the current task's fd table (task->files->fdt->fd[fd]). */
+static __always_inline struct file *fd_file(long fd)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	return file;
+}
+
+/* Fill dev, inode and type of file; false when there is no file. */
+static __always_inline bool file_id(struct file *file, __u32 *dev, __u64 *inode, __u32 *type)
+{
+	struct inode *ino;
+
+	if (!file)
+		return false;
+	ino = BPF_CORE_READ(file, f_inode);
+	if (!ino)
+		return false;
+	*inode = BPF_CORE_READ(ino, i_ino);
+	*dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	*type = file_type(BPF_CORE_READ(ino, i_mode));
+	return true;
+}
+
+/*
+ * Walk from the file's dentry towards the root, crossing mount points, and
+ * keep its name and up to DIR_DEPTH directory names. Like d_path, but relative to the root of the
+ * task's mount namespace rather than its chroot.
+ */
+static __always_inline void fill_path(struct file_stats *s, struct file *file)
+{
+	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 depth = 0;
+	__u16 flags = 0;
+
+	for (int i = 0; i < 1 + DIR_DEPTH + MOUNT_HOPS; i++) {
+		struct dentry *parent;
+		const unsigned char *name;
+
+		if (!dentry || !vfsmnt)
+			break;
+		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root)) {
+			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+
+			if (up == mnt || !up) {
+				flags = PATH_ABSOLUTE;
+				break;
+			}
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = up;
+			continue;
+		}
+		if (depth > DIR_DEPTH)
+			break;
+		name = BPF_CORE_READ(dentry, d_name.name);
+		if (depth == 0)
+			bpf_probe_read_kernel_str(s->leaf, LEAF_LEN, name);
+		else
+			bpf_probe_read_kernel_str(s->dirs[(depth - 1) & (DIR_DEPTH - 1)], DIR_LEN, name);
+		depth++;
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (parent == dentry) {
+			flags = PATH_PSEUDO;
+			break;
+		}
+		dentry = parent;
+	}
+	s->depth = depth;
+	s->path_flags = flags;
+}
+
+static __always_inline void io_enter(__u64 id, long fd, __u32 write)
+{
+	struct io_arg a = {};
+	struct file *file = fd_file(fd);
+
+	if (!file_id(file, &a.key.dev, &a.key.inode, &a.type))
+		return;
+	if (cfg_regular_only && a.type != FILE_REGULAR)
+		return;
+	a.key.pid = id >> 32;
+	a.file = (__u64)file;
+	a.write = write;
+	bpf_map_update_elem(&io_args, &id, &a, BPF_ANY);
+}
+
+static __always_inline void io_exit(__u64 id, long ret)
+{
+	struct io_arg *p = bpf_map_lookup_elem(&io_args, &id);
+	struct file_stats *s;
+	struct io_arg a;
+
+	if (!p)
+		return;
+	a = *p;
+	bpf_map_delete_elem(&io_args, &id);
+	if (ret < 0)
+		return; /* failed calls move no bytes */
+
+	s = bpf_map_lookup_elem(&io_stats, &a.key);
+	if (!s) {
+		__u32 zero = 0;
+		struct file_stats *n = bpf_map_lookup_elem(&stats_scratch, &zero);
+		long err;
+
+		if (!n)
+			return;
+		eu_fill_proc(&n->proc);
+		n->reads = 0;
+		n->writes = 0;
+		n->read_bytes = 0;
+		n->write_bytes = 0;
+		n->type = a.type;
+		fill_path(n, (struct file *)a.file);
+		err = bpf_map_update_elem(&io_stats, &a.key, n, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			eu_count_lost(); /* the map is full: this I/O goes uncounted */
+			return;
+		}
+		s = bpf_map_lookup_elem(&io_stats, &a.key);
+		if (!s)
+			return;
+	}
+	if (a.write) {
+		__sync_fetch_and_add(&s->writes, 1);
+		__sync_fetch_and_add(&s->write_bytes, ret);
+	} else {
+		__sync_fetch_and_add(&s->reads, 1);
+		__sync_fetch_and_add(&s->read_bytes, ret);
+	}
+}
+
+static __always_inline void open_enter(__u64 id, long nr, struct pt_regs *regs)
+{
+	struct open_arg a = {};
+
+	/* x86_64 syscall arguments: di, si, dx, r10. */
+	switch (nr) {
+	case NR_OPEN:
+		a.dfd = AT_FDCWD;
+		a.path = regs->di;
+		a.flags = regs->si;
+		a.mode = regs->dx;
+		break;
+	case NR_CREAT:
+		a.dfd = AT_FDCWD;
+		a.path = regs->di;
+		a.flags = O_CREAT | O_WRONLY | O_TRUNC;
+		a.mode = regs->si;
+		break;
+	case NR_OPENAT:
+		a.dfd = regs->di;
+		a.path = regs->si;
+		a.flags = regs->dx;
+		a.mode = regs->r10;
+		break;
+	default: { /* openat2: flags and mode are in struct open_how */
+		struct open_how how = {};
+
+		a.dfd = regs->di;
+		a.path = regs->si;
+		bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
+		a.flags = how.flags;
+		a.mode = how.mode;
+	}
+	}
+	bpf_map_update_elem(&open_args, &id, &a, BPF_ANY);
+}
+
+static __always_inline void open_exit(__u64 id, long ret)
+{
+	struct open_arg *a = bpf_map_lookup_elem(&open_args, &id);
+	struct open_event *e;
+
+	if (!a)
+		return;
+	e = eu_reserve(sizeof(*e));
+	if (!e) {
+		bpf_map_delete_elem(&open_args, &id);
+		return;
+	}
+	eu_fill_proc(&e->proc);
+	e->result = ret;
+	e->flags = a->flags;
+	e->mode = a->mode;
+	e->dfd = a->dfd;
+	bpf_probe_read_user_str(e->path, sizeof(e->path), (const char *)a->path);
+	bpf_map_delete_elem(&open_args, &id);
+	e->inode = 0;
+	e->dev = 0;
+	e->type = FILE_OTHER;
+	if (ret >= 0)
+		file_id(fd_file(ret), &e->dev, &e->inode, &e->type);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/*
+ * BTF tracepoints on the raw syscall hooks rather than one classic
+ * tracepoint per syscall: those take ~70 ms of RCU each to detach.
+ */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long nr)
+{
+	__u32 write;
+	__u64 id;
+
+	if (is_io(nr, &write)) {
+		if (!eu_wanted())
+			return 0;
+		id = bpf_get_current_pid_tgid();
+		io_enter(id, regs->di, write);
+	} else if (cfg_open && is_open(nr)) {
+		if (!eu_wanted())
+			return 0;
+		id = bpf_get_current_pid_tgid();
+		open_enter(id, nr, regs);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = regs->orig_ax;
+	__u32 write;
+
+	if (is_io(nr, &write))
+		io_exit(bpf_get_current_pid_tgid(), ret);
+	else if (cfg_open && is_open(nr))
+		open_exit(bpf_get_current_pid_tgid(), ret);
+	return 0;
+}
