@@ -134,16 +134,15 @@ func (r *ioRecord) fill(e *entry, now time.Time) *event.Event {
 	return &r.ev
 }
 
-// filePath builds the name of a file from the dentry names the kernel
-// collected (the file's own, then its directories innermost first): an
-// absolute path when the walk reached the root, ".../"-prefixed when it
-// stopped after DIR_DEPTH directories, "socket:[inode]" or "pipe:[inode]"
+// filePath builds the name of a file from the names the kernel collected
+// (the file's own, then one per step up the tree, "" where a step crossed a
+// mount): an absolute path when the walk reached the root, ".../"-prefixed
+// when it stopped after WALK_STEPS steps, "socket:[inode]" or "pipe:[inode]"
 // (as /proc/PID/fd shows them) for sockets and anonymous pipes, and the bare
 // name for other files of internal mounts ("[eventfd]", "memfd:x").
 func filePath(s *filesFileStats, inode uint64) string {
 	var buf [len(filesFileStats{}.Leaf) + len(filesFileStats{}.Dirs)*(len(filesFileStats{}.Dirs[0])+1) + 4]byte
 	b := buf[:0]
-	depth := min(int(s.Depth), 1+len(s.Dirs))
 	leaf := bpfrt.CBytes(s.Leaf[:])
 	switch {
 	case s.Type == typeSocket:
@@ -153,22 +152,28 @@ func filePath(s *filesFileStats, inode uint64) string {
 		b = strconv.AppendUint(append(b, "pipe:["...), inode, 10)
 		return bpfrt.Intern(append(b, ']'))
 	case s.PathFlags&pathPseudo != 0:
-		if depth > 0 && len(leaf) > 0 {
+		if len(leaf) > 0 {
 			return bpfrt.Intern(leaf)
 		}
 		b = strconv.AppendUint(append(b, '['), inode, 10)
 		return bpfrt.Intern(append(b, ']'))
-	case depth == 0:
-		return "/"
 	case s.PathFlags&pathAbsolute == 0:
 		b = append(b, "..."...)
 	}
-	for i := depth - 2; i >= 0; i-- {
-		b = append(b, '/')
-		b = append(b, bpfrt.CBytes(s.Dirs[i][:])...)
+	for i := min(int(s.Steps), len(s.Dirs)) - 1; i >= 0; i-- {
+		if dir := bpfrt.CBytes(s.Dirs[i][:]); len(dir) > 0 {
+			b = append(b, '/')
+			b = append(b, dir...)
+		}
 	}
-	b = append(b, '/')
-	b = append(b, leaf...)
+	// The root of a mount is called "/": its mount point named it already.
+	if len(leaf) > 0 && string(leaf) != "/" {
+		b = append(b, '/')
+		b = append(b, leaf...)
+	}
+	if len(b) == 0 {
+		return "/"
+	}
 	return bpfrt.Intern(b)
 }
 

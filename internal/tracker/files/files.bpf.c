@@ -47,12 +47,11 @@ enum file_type {
 	FILE_PIPE = 3,
 };
 
-#define LEAF_LEN 256 /* bytes kept of the file's own name, with its NUL */
-#define DIR_DEPTH 16 /* directory names kept per file (a power of 2) */
-#define DIR_LEN 64   /* bytes kept of each directory name, with its NUL */
-#define MOUNT_HOPS 8 /* mount points crossed at most on the way up */
+#define LEAF_LEN 256  /* bytes kept of the file's own name, with its NUL */
+#define WALK_STEPS 20 /* steps up the tree: a directory each, or a mount crossing */
+#define DIR_LEN 64    /* bytes kept of each directory name, with its NUL */
 
-/* How far the walk up the dentry tree got (file_stats.path_flags). */
+/* How the walk up the dentry tree ended (file_stats.path_flags). */
 enum path_flags {
 	PATH_ABSOLUTE = 1, /* reached the root of the mount namespace */
 	PATH_PSEUDO = 2,   /* a file of an internal mount (pipe, socket...) */
@@ -73,10 +72,10 @@ struct file_stats {
 	__u64 read_bytes;
 	__u64 write_bytes;
 	__u32 type;
-	__u16 depth; /* names kept: leaf, then dirs[depth - 1] */
+	__u16 steps; /* dirs[] used */
 	__u16 path_flags;
 	char leaf[LEAF_LEN];
-	char dirs[DIR_DEPTH][DIR_LEN]; /* innermost first */
+	char dirs[WALK_STEPS][DIR_LEN]; /* innermost first; "" where a step crossed a mount */
 };
 
 struct open_event {
@@ -115,8 +114,8 @@ const struct open_event *unused_open __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory as used, not 10 MB up front */
+	__uint(max_entries, 10240);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* memory as used, not 18 MB up front */
 	__type(key, struct file_key);
 	__type(value, struct file_stats);
 } io_stats SEC(".maps");
@@ -215,23 +214,34 @@ static __always_inline bool file_id(struct file *file, __u32 *dev, __u64 *inode,
 
 /*
  * Walk from the file's dentry towards the root, crossing mount points, and
- * keep its name and up to DIR_DEPTH directory names. Like d_path, but relative to the root of the
- * task's mount namespace rather than its chroot.
+ * keep its name and the names of up to WALK_STEPS directories. Like d_path,
+ * but relative to the root of the task's mount namespace rather than its
+ * chroot.
+ *
+ * Step i writes dirs[i] whatever it does, so that the loop carries no
+ * counter besides i: the verifier then prunes the two paths of a step
+ * against each other instead of following every mix of them.
  */
 static __always_inline void fill_path(struct file_stats *s, struct file *file)
 {
 	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
-	__u32 depth = 0;
 	__u16 flags = 0;
+	int i;
 
-	for (int i = 0; i < 1 + DIR_DEPTH + MOUNT_HOPS; i++) {
-		struct dentry *parent;
-		const unsigned char *name;
-
-		if (!dentry || !vfsmnt)
-			break;
+	s->steps = 0;
+	s->leaf[0] = 0;
+	if (!dentry || !vfsmnt) {
+		s->path_flags = 0;
+		return;
+	}
+	bpf_probe_read_kernel_str(s->leaf, LEAF_LEN, BPF_CORE_READ(dentry, d_name.name));
+	if (BPF_CORE_READ(dentry, d_parent) == dentry && dentry != BPF_CORE_READ(vfsmnt, mnt_root)) {
+		s->path_flags = PATH_PSEUDO;
+		return;
+	}
+	for (i = 0; i < WALK_STEPS; i++) {
 		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root)) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
@@ -241,24 +251,20 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 			}
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = up;
-			continue;
+		} else {
+			struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+
+			if (parent == dentry)
+				break; /* disconnected from its mount's root */
+			dentry = parent;
 		}
-		if (depth > DIR_DEPTH)
-			break;
-		name = BPF_CORE_READ(dentry, d_name.name);
-		if (depth == 0)
-			bpf_probe_read_kernel_str(s->leaf, LEAF_LEN, name);
+		/* A mount's root is named by its mount point, at the next step. */
+		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root))
+			s->dirs[i][0] = 0;
 		else
-			bpf_probe_read_kernel_str(s->dirs[(depth - 1) & (DIR_DEPTH - 1)], DIR_LEN, name);
-		depth++;
-		parent = BPF_CORE_READ(dentry, d_parent);
-		if (parent == dentry) {
-			flags = PATH_PSEUDO;
-			break;
-		}
-		dentry = parent;
+			bpf_probe_read_kernel_str(s->dirs[i], DIR_LEN, BPF_CORE_READ(dentry, d_name.name));
+		s->steps = i + 1;
 	}
-	s->depth = depth;
 	s->path_flags = flags;
 }
 

@@ -43,10 +43,10 @@ type filesFileStats struct {
 	ReadBytes  uint64
 	WriteBytes uint64
 	Type       uint32
-	Depth      uint16
+	Steps      uint16
 	PathFlags  uint16
 	Leaf       [256]int8
-	Dirs       [16][64]int8
+	Dirs       [20][64]int8
 }
 
 type filesIoArg struct {
