@@ -63,6 +63,9 @@ func TestHelper(t *testing.T) {
 		err = helperPipe(args[0])
 	case "open":
 		err = helperOpen(args[0], args[1])
+	case "loop":
+		n, _ := strconv.Atoi(args[2])
+		err = helperLoop(args[0], args[1], n)
 	case "wait-write":
 		// Wait for a line on stdin, then write.
 		var line string
