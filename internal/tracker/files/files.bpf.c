@@ -95,7 +95,9 @@ struct io_arg {
 	struct file_key key;
 	__u64 file; /* struct file *: the file is pinned until the syscall returns */
 	__u32 type;
-	__u32 write;
+	__u8 write;
+	__u8 active; /* set at sys_enter, cleared at sys_exit */
+	__u16 _pad;
 };
 
 /* An open between sys_enter and sys_exit. */
@@ -128,10 +130,14 @@ struct {
 	__type(value, struct file_stats);
 } stats_scratch SEC(".maps");
 
+/*
+ * Per thread (one syscall at a time each): task storage is found through
+ * the task itself, cheaper than a hash lookup, and freed with the task.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64); /* pid_tgid: one syscall per thread at a time */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct io_arg);
 } io_args SEC(".maps");
 
@@ -181,19 +187,30 @@ static __always_inline __u32 file_type(umode_t mode)
 	return FILE_OTHER;
 }
 
-/* The file behind fd in the current task's fd table (task->files->fdt->fd[fd]). */
-static __always_inline struct file *fd_file(long fd)
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+
+/*
+ * The file behind fd in the task's fd table (task->files->fdt->fd[fd]).
+ * Fields are read with direct loads where the verifier allows them (cheaper
+ * than a helper call each); the array element needs bpf_probe_read_kernel.
+ */
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct files_struct *files = task->files;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = NULL;
 
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!files)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fdt = files->fdt;
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd); /* a plain value: indexable below */
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
-	return file;
+	if (!file)
+		return NULL;
+	return bpf_rdonly_cast(file, bpf_core_type_id_kernel(struct file));
 }
 
 /* Fill dev, inode and type of file; false when there is no file. */
@@ -203,12 +220,12 @@ static __always_inline bool file_id(struct file *file, __u32 *dev, __u64 *inode,
 
 	if (!file)
 		return false;
-	ino = BPF_CORE_READ(file, f_inode);
+	ino = file->f_inode;
 	if (!ino)
 		return false;
-	*inode = BPF_CORE_READ(ino, i_ino);
-	*dev = BPF_CORE_READ(ino, i_sb, s_dev);
-	*type = file_type(BPF_CORE_READ(ino, i_mode));
+	*inode = ino->i_ino;
+	*dev = ino->i_sb->s_dev;
+	*type = file_type(ino->i_mode);
 	return true;
 }
 
@@ -268,31 +285,40 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 	s->path_flags = flags;
 }
 
-static __always_inline void io_enter(__u64 id, long fd, __u32 write)
+static __always_inline void io_enter(long fd, __u32 write)
 {
-	struct io_arg a = {};
-	struct file *file = fd_file(fd);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *file = fd_file(task, fd);
+	struct io_arg *a;
+	__u32 dev, type;
+	__u64 inode;
 
-	if (!file_id(file, &a.key.dev, &a.key.inode, &a.type))
+	if (!file_id(file, &dev, &inode, &type))
 		return;
-	if (cfg_regular_only && a.type != FILE_REGULAR)
+	if (cfg_regular_only && type != FILE_REGULAR)
 		return;
-	a.key.pid = id >> 32;
-	a.file = (__u64)file;
-	a.write = write;
-	bpf_map_update_elem(&io_args, &id, &a, BPF_ANY);
+	a = bpf_task_storage_get(&io_args, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a)
+		return;
+	a->key.pid = bpf_get_current_pid_tgid() >> 32;
+	a->key.dev = dev;
+	a->key.inode = inode;
+	a->file = (__u64)file;
+	a->type = type;
+	a->write = write;
+	a->active = 1;
 }
 
-static __always_inline void io_exit(__u64 id, long ret)
+static __always_inline void io_exit(long ret)
 {
-	struct io_arg *p = bpf_map_lookup_elem(&io_args, &id);
+	struct io_arg *p = bpf_task_storage_get(&io_args, bpf_get_current_task_btf(), NULL, 0);
 	struct file_stats *s;
 	struct io_arg a;
 
-	if (!p)
+	if (!p || !p->active)
 		return;
 	a = *p;
-	bpf_map_delete_elem(&io_args, &id);
+	p->active = 0;
 	if (ret < 0)
 		return; /* failed calls move no bytes */
 
@@ -389,7 +415,7 @@ static __always_inline void open_exit(__u64 id, long ret)
 	e->dev = 0;
 	e->type = FILE_OTHER;
 	if (ret >= 0)
-		file_id(fd_file(ret), &e->dev, &e->inode, &e->type);
+		file_id(fd_file(bpf_get_current_task_btf(), ret), &e->dev, &e->inode, &e->type);
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -401,18 +427,15 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long nr)
 {
 	__u32 write;
-	__u64 id;
 
 	if (is_io(nr, &write)) {
 		if (!eu_wanted())
 			return 0;
-		id = bpf_get_current_pid_tgid();
-		io_enter(id, regs->di, write);
+		io_enter(regs->di, write);
 	} else if (cfg_open && is_open(nr)) {
 		if (!eu_wanted())
 			return 0;
-		id = bpf_get_current_pid_tgid();
-		open_enter(id, nr, regs);
+		open_enter(bpf_get_current_pid_tgid(), nr, regs);
 	}
 	return 0;
 }
@@ -424,7 +447,7 @@ int BPF_PROG(handle_sys_exit, struct pt_regs *regs, long ret)
 	__u32 write;
 
 	if (is_io(nr, &write))
-		io_exit(bpf_get_current_pid_tgid(), ret);
+		io_exit(ret);
 	else if (cfg_open && is_open(nr))
 		open_exit(bpf_get_current_pid_tgid(), ret);
 	return 0;

@@ -50,11 +50,13 @@ type filesFileStats struct {
 }
 
 type filesIoArg struct {
-	_     structs.HostLayout
-	Key   filesFileKey
-	File  uint64
-	Type  uint32
-	Write uint32
+	_      structs.HostLayout
+	Key    filesFileKey
+	File   uint64
+	Type   uint32
+	Write  uint8
+	Active uint8
+	Pad    uint16
 }
 
 type filesOpenArg struct {
