@@ -122,13 +122,16 @@ struct {
 	__type(value, struct file_stats);
 } io_stats SEC(".maps");
 
-/* A new file_stats is built here: it is too large for the stack. */
+/*
+ * The value a new io_stats entry starts from: all zero, never written. (A
+ * per-CPU scratch value would be shared by tasks that preempt each other.)
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct file_stats);
-} stats_scratch SEC(".maps");
+} zero_stats SEC(".maps");
 
 /*
  * Per thread (one syscall at a time each): task storage is found through
@@ -254,7 +257,8 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 		return;
 	}
 	bpf_probe_read_kernel_str(s->leaf, LEAF_LEN, BPF_CORE_READ(dentry, d_name.name));
-	if (BPF_CORE_READ(dentry, d_parent) == dentry && dentry != BPF_CORE_READ(vfsmnt, mnt_root)) {
+	if (BPF_CORE_READ(dentry, d_parent) == dentry &&
+	    dentry != BPF_CORE_READ(vfsmnt, mnt_root)) {
 		s->path_flags = PATH_PSEUDO;
 		return;
 	}
@@ -279,7 +283,8 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root))
 			s->dirs[i][0] = 0;
 		else
-			bpf_probe_read_kernel_str(s->dirs[i], DIR_LEN, BPF_CORE_READ(dentry, d_name.name));
+			bpf_probe_read_kernel_str(s->dirs[i], DIR_LEN,
+						  BPF_CORE_READ(dentry, d_name.name));
 		s->steps = i + 1;
 	}
 	s->path_flags = flags;
@@ -325,19 +330,12 @@ static __always_inline void io_exit(long ret)
 	s = bpf_map_lookup_elem(&io_stats, &a.key);
 	if (!s) {
 		__u32 zero = 0;
-		struct file_stats *n = bpf_map_lookup_elem(&stats_scratch, &zero);
+		struct file_stats *z = bpf_map_lookup_elem(&zero_stats, &zero);
 		long err;
 
-		if (!n)
+		if (!z)
 			return;
-		eu_fill_proc(&n->proc);
-		n->reads = 0;
-		n->writes = 0;
-		n->read_bytes = 0;
-		n->write_bytes = 0;
-		n->type = a.type;
-		fill_path(n, (struct file *)a.file);
-		err = bpf_map_update_elem(&io_stats, &a.key, n, BPF_NOEXIST);
+		err = bpf_map_update_elem(&io_stats, &a.key, z, BPF_NOEXIST);
 		if (err && err != -EEXIST) {
 			eu_count_lost(); /* the map is full: this I/O goes uncounted */
 			return;
@@ -345,6 +343,15 @@ static __always_inline void io_exit(long ret)
 		s = bpf_map_lookup_elem(&io_stats, &a.key);
 		if (!s)
 			return;
+		/*
+		 * The task that created the entry names it. Others may count
+		 * into it meanwhile: the counters are not touched here.
+		 */
+		if (!err) {
+			eu_fill_proc(&s->proc);
+			s->type = a.type;
+			fill_path(s, (struct file *)a.file);
+		}
 	}
 	if (a.write) {
 		__sync_fetch_and_add(&s->writes, 1);
@@ -364,7 +371,7 @@ static __always_inline void open_enter(__u64 id, long nr, struct pt_regs *regs)
 	case NR_OPEN:
 		a.dfd = AT_FDCWD;
 		a.path = regs->di;
-		a.flags = regs->si;
+		a.flags = (__u32)regs->si;
 		a.mode = regs->dx;
 		break;
 	case NR_CREAT:
@@ -376,7 +383,7 @@ static __always_inline void open_enter(__u64 id, long nr, struct pt_regs *regs)
 	case NR_OPENAT:
 		a.dfd = regs->di;
 		a.path = regs->si;
-		a.flags = regs->dx;
+		a.flags = (__u32)regs->dx;
 		a.mode = regs->r10;
 		break;
 	default: { /* openat2: flags and mode are in struct open_how */
@@ -431,7 +438,7 @@ int BPF_PROG(handle_sys_enter, struct pt_regs *regs, long nr)
 	if (is_io(nr, &write)) {
 		if (!eu_wanted())
 			return 0;
-		io_enter(regs->di, write);
+		io_enter((int)regs->di, write);
 	} else if (cfg_open && is_open(nr)) {
 		if (!eu_wanted())
 			return 0;

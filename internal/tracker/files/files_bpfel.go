@@ -91,7 +91,7 @@ const (
 	filesMapLost            = "lost"
 	filesMapOpenArgs        = "open_args"
 	filesMapPidFilter       = "pid_filter"
-	filesMapStatsScratch    = "stats_scratch"
+	filesMapZeroStats       = "zero_stats"
 	filesProgHandleSysEnter = "handle_sys_enter"
 	filesProgHandleSysExit  = "handle_sys_exit"
 	filesVarCfgComm         = "cfg_comm"
@@ -163,7 +163,7 @@ type filesMapSpecs struct {
 	Lost         *ebpf.MapSpec `ebpf:"lost"`
 	OpenArgs     *ebpf.MapSpec `ebpf:"open_args"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
-	StatsScratch *ebpf.MapSpec `ebpf:"stats_scratch"`
+	ZeroStats    *ebpf.MapSpec `ebpf:"zero_stats"`
 }
 
 // filesVariableSpecs contains global variables before they are loaded into the kernel.
@@ -209,7 +209,7 @@ type filesMaps struct {
 	Lost         *ebpf.Map `ebpf:"lost"`
 	OpenArgs     *ebpf.Map `ebpf:"open_args"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
-	StatsScratch *ebpf.Map `ebpf:"stats_scratch"`
+	ZeroStats    *ebpf.Map `ebpf:"zero_stats"`
 }
 
 func (m *filesMaps) Close() error {
@@ -221,7 +221,7 @@ func (m *filesMaps) Close() error {
 		m.Lost,
 		m.OpenArgs,
 		m.PidFilter,
-		m.StatsScratch,
+		m.ZeroStats,
 	)
 }
 

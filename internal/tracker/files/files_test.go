@@ -66,6 +66,13 @@ func TestHelper(t *testing.T) {
 	case "loop":
 		n, _ := strconv.Atoi(args[2])
 		err = helperLoop(args[0], args[1], n)
+	case "many-files":
+		var line string
+		fmt.Scanln(&line)
+		n, _ := strconv.Atoi(args[1])
+		for i := 0; i < n && err == nil; i++ {
+			err = os.WriteFile(filepath.Join(args[0], strconv.Itoa(i)), []byte{1}, 0o600)
+		}
 	case "wait-write":
 		// Wait for a line on stdin, then write.
 		var line string
@@ -404,6 +411,54 @@ func TestCountsReportedAtStop(t *testing.T) {
 	tot, _ := sum(c, pid, path)
 	if tot.writeBytes != 123456 || tot.readBytes != 4096 {
 		t.Errorf("after stop: write_bytes/read_bytes = %d/%d, want 123456/4096", tot.writeBytes, tot.readBytes)
+	}
+}
+
+// When more files see I/O in one interval than the kernel map holds, the
+// I/O that finds no room is counted as lost in the kernel, never silently
+// dropped.
+func TestFullMapIsCounted(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	spec, err := loadFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	capacity := int(spec.Maps["io_stats"].MaxEntries)
+	files := capacity + 300
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := helperCmd("many-files", dir, strconv.Itoa(files))
+	in, _ := cmd.StdinPipe()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig()
+	cfg.Interval = tracker.Duration(time.Hour) // everything in one interval
+	cfg.Pid = uint32(cmd.Process.Pid)
+	c, m, id := testutil.StartTracker(t, Kind, cfg)
+	fmt.Fprintln(in, "go")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v: %s", err, out.String())
+	}
+	info, err := m.Stop(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDir := 0
+	for _, ev := range c.Matching(ioOf(cmd.Process.Pid, "")) {
+		if strings.HasPrefix(ev.Payload.(*event.FilesIO).File, dir+"/") {
+			inDir++
+		}
+	}
+	if inDir > capacity || info.LostKernel < uint64(files-capacity) {
+		t.Errorf("%d files reported, %d lost in kernel; want at most %d reported and at least %d lost", inDir, info.LostKernel, capacity, files-capacity)
+	}
+	if inDir+int(info.LostKernel) != files {
+		t.Errorf("%d files reported + %d lost in kernel = %d, want the %d files written", inDir, info.LostKernel, inDir+int(info.LostKernel), files)
 	}
 }
 
