@@ -53,7 +53,7 @@ enum file_type {
 
 /* How the walk up the dentry tree ended (file_stats.path_flags). */
 enum path_flags {
-	PATH_ABSOLUTE = 1, /* reached the root of the mount namespace */
+	PATH_ABSOLUTE = 1, /* reached the task's root directory */
 	PATH_PSEUDO = 2,   /* a file of an internal mount (pipe, socket...) */
 };
 
@@ -235,8 +235,8 @@ static __always_inline bool file_id(struct file *file, __u32 *dev, __u64 *inode,
 /*
  * Walk from the file's dentry towards the root, crossing mount points, and
  * keep its name and the names of up to WALK_STEPS directories. Like d_path,
- * but relative to the root of the task's mount namespace rather than its
- * chroot.
+ * the walk ends at the task's root directory (a container's or chroot's
+ * root), or at the root of a mount tree.
  *
  * Step i writes dirs[i] whatever it does, so that the loop carries no
  * counter besides i: the verifier then prunes the two paths of a step
@@ -244,9 +244,13 @@ static __always_inline bool file_id(struct file *file, __u32 *dev, __u64 *inode,
  */
 static __always_inline void fill_path(struct file_stats *s, struct file *file)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct dentry *root = BPF_CORE_READ(task, fs, root.dentry);
+	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
 	struct vfsmount *vfsmnt = BPF_CORE_READ(file, f_path.mnt);
-	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u64 mnt_off = bpf_core_field_offset(struct mount, mnt);
+	struct mount *mnt = (void *)vfsmnt - mnt_off;
 	__u16 flags = 0;
 	int i;
 
@@ -263,6 +267,10 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 		return;
 	}
 	for (i = 0; i < WALK_STEPS; i++) {
+		if (dentry == root && (void *)mnt + mnt_off == root_mnt) {
+			flags = PATH_ABSOLUTE;
+			break;
+		}
 		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root)) {
 			struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
 
@@ -279,8 +287,12 @@ static __always_inline void fill_path(struct file_stats *s, struct file *file)
 				break; /* disconnected from its mount's root */
 			dentry = parent;
 		}
-		/* A mount's root is named by its mount point, at the next step. */
-		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root))
+		/*
+		 * A mount's root is named by its mount point, at the next step;
+		 * the task's root is "/".
+		 */
+		if (dentry == BPF_CORE_READ(mnt, mnt.mnt_root) ||
+		    (dentry == root && (void *)mnt + mnt_off == root_mnt))
 			s->dirs[i][0] = 0;
 		else
 			bpf_probe_read_kernel_str(s->dirs[i], DIR_LEN,

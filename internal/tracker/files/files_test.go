@@ -66,6 +66,14 @@ func TestHelper(t *testing.T) {
 	case "loop":
 		n, _ := strconv.Atoi(args[2])
 		err = helperLoop(args[0], args[1], n)
+	case "chroot":
+		// Write 10 bytes to /inside.dat under a new root, and read
+		// /proc/self/status (another mount) before that.
+		if _, err = os.ReadFile("/proc/self/status"); err == nil {
+			if err = syscall.Chroot(args[0]); err == nil {
+				err = os.WriteFile("/inside.dat", make([]byte, 10), 0o600)
+			}
+		}
 	case "many-files":
 		var line string
 		fmt.Scanln(&line)
@@ -319,6 +327,48 @@ func TestRegularOnlyExcludesPipe(t *testing.T) {
 		if p := ev.Payload.(*event.FilesIO); p.FileType != event.FileRegular {
 			t.Errorf("regular_only instance reported %s (%s)", p.File, p.FileType)
 		}
+	}
+}
+
+// Paths cross mount points and end at the task's root directory, as d_path
+// builds them.
+func TestPathsAcrossMountsAndChroot(t *testing.T) {
+	c, _, _ := testutil.StartTracker(t, Kind, fastConfig())
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := child(t, "chroot", dir)
+
+	evs := waitBytesAny(t, c, pid, "/inside.dat", 10)
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, "inside.dat"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if p := evs[0]; p.Inode != st.Ino || p.Dev != st.Dev {
+		t.Errorf("/inside.dat: inode/dev %d/%d, want %d/%d", p.Inode, p.Dev, st.Ino, st.Dev)
+	}
+	waitBytesAny(t, c, pid, fmt.Sprintf("/proc/%d/status", pid), 1)
+}
+
+// waitBytesAny waits for events of pid on file with at least n bytes read
+// or written in all.
+func waitBytesAny(t *testing.T, c *testutil.Collector, pid int, file string, n uint64) []*event.FilesIO {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		tot, evs := sum(c, pid, file)
+		if tot.readBytes+tot.writeBytes >= n {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			var seen []string
+			for _, ev := range c.Matching(ioOf(pid, "")) {
+				seen = append(seen, ev.Payload.(*event.FilesIO).File)
+			}
+			t.Fatalf("timed out after %s waiting for %d bytes on %s by pid %d; its files: %q", wait, n, file, pid, seen)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
