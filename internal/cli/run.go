@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,14 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
 type runOptions struct {
-	format    string
-	output    string
+	pipeline  *pipelineFlags
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
@@ -44,8 +43,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "write events to this file instead of stdout")
+	o.pipeline = bindPipelineFlags(f)
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
@@ -63,31 +61,26 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return err
 	}
-	format, err := handler.FormatByName(o.format)
-	if err != nil {
-		return fmt.Errorf("--fmt: %w", err)
+	if err := o.pipeline.check(); err != nil {
+		return err
 	}
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
 
-	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		out = f
-	}
-	chain := handler.Chain{handler.NewPrinter(format, out)}
-	defer chain.Close()
-
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	chain, err := o.pipeline.build(m, os.Stdout, stderr)
+	if err != nil {
+		return err
+	}
 	for i, kind := range kinds {
-		if _, err := m.Start(kind, cfgs[i], tracker.Env{}, chain); err != nil {
+		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
+		if err != nil {
 			m.Close()
+			closeWithin(chain, tracker.DefaultDrainTimeout)
 			return err
 		}
+		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", kind, id))
 	}
 
 	if o.duration > 0 {
@@ -98,7 +91,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	<-ctx.Done()
 
 	infos, err := m.Close()
-	cerr := chain.Close()
+	cerr := closeWithin(chain, tracker.DefaultDrainTimeout)
 	for _, in := range infos {
 		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
 			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
@@ -107,4 +100,17 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		return err
 	}
 	return cerr
+}
+
+// closeWithin closes the chain (flushing sinks) but gives up after d: an
+// output that blocks (a full pipe nobody reads) must not hang the agent.
+func closeWithin(chain io.Closer, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- chain.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("output blocked: buffered events not written after %s", d)
+	}
 }

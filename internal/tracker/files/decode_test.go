@@ -243,14 +243,14 @@ func TestConfig(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if time.Duration(cfg.Interval) != 5*time.Second || cfg.Top != 20 || cfg.Sort != "bytes" || !cfg.RegularOnly || cfg.Open {
+	if time.Duration(cfg.Interval) != 5*time.Second || cfg.Rows != 20 || cfg.Sort != "bytes" || !cfg.RegularOnly || cfg.Open {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	opts := map[string]tracker.Option{}
 	for _, o := range tracker.Options(cfg) {
 		opts[o.Key] = o
 	}
-	for key, def := range map[string]string{"interval": "5s", "top": "20", "sort": "bytes", "regular_only": "true", "open": "false", "pid": "0"} {
+	for key, def := range map[string]string{"interval": "5s", "rows": "20", "sort": "bytes", "regular_only": "true", "open": "false", "pid": "0"} {
 		if o, ok := opts[key]; !ok || o.Default != def || o.Help == "" {
 			t.Errorf("option %s: %+v, want default %q and a help text", key, o, def)
 		}
@@ -259,14 +259,14 @@ func TestConfig(t *testing.T) {
 		t.Errorf("flag of regular_only: %q", opts["regular_only"].Flag)
 	}
 
-	for key, value := range map[string]string{"interval": "2s", "top": "5", "sort": "write_bytes", "regular_only": "false", "open": "true", "pid": "42"} {
+	for key, value := range map[string]string{"interval": "2s", "rows": "5", "sort": "write_bytes", "regular_only": "false", "open": "true", "pid": "42"} {
 		if err := tracker.SetOption(cfg, key, value); err != nil {
 			t.Fatalf("set %s=%s: %v", key, value, err)
 		}
 	}
-	want := Config{Interval: tracker.Duration(2 * time.Second), Top: 5, Sort: "write_bytes", RegularOnly: false, Open: true}
+	want := Config{Interval: tracker.Duration(2 * time.Second), Rows: 5, Sort: "write_bytes", RegularOnly: false, Open: true}
 	want.Pid = 42
-	if cfg.Interval != want.Interval || cfg.Top != want.Top || cfg.Sort != want.Sort || cfg.RegularOnly || !cfg.Open || cfg.Pid != 42 {
+	if cfg.Interval != want.Interval || cfg.Rows != want.Rows || cfg.Sort != want.Sort || cfg.RegularOnly || !cfg.Open || cfg.Pid != 42 {
 		t.Errorf("after setting: %+v, want %+v", *cfg, want)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -281,7 +281,7 @@ func TestConfig(t *testing.T) {
 		{"interval", "-1s", "interval: -1s is shorter", false},
 		{"interval", "soon", "invalid duration", true},
 		{"sort", "size", `sort: "size" is not one of`, false},
-		{"top", "-1", "invalid number", true},
+		{"rows", "-1", "invalid number", true},
 		{"regular_only", "maybe", "invalid boolean", true},
 		{"comm", "a-command-name-too-long", "comm:", false},
 	} {

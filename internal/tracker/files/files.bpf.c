@@ -435,7 +435,7 @@ static __always_inline void open_exit(__u64 id, long ret)
 	e->type = FILE_OTHER;
 	if (ret >= 0)
 		file_id(fd_file(bpf_get_current_task_btf(), ret), &e->dev, &e->inode, &e->type);
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 }
 
 /*

@@ -20,7 +20,7 @@ import (
 type Config struct {
 	tracker.Filter `yaml:",inline"`
 	Interval       tracker.Duration `json:"interval" yaml:"interval" help:"report the per-file I/O top list every interval"`
-	Top            uint32           `json:"top" yaml:"top" help:"report at most this many files per interval, the largest first (0: all)"`
+	Rows           uint32           `json:"rows" yaml:"rows" help:"report at most this many (process, file) rows per interval, the largest first (0: all)"`
 	Sort           string           `json:"sort" yaml:"sort" help:"order of the top list: bytes, read_bytes, write_bytes, ops, reads or writes"`
 	RegularOnly    bool             `json:"regular_only" yaml:"regular_only" help:"count I/O on regular files only, not on sockets, pipes or devices"`
 	Open           bool             `json:"open" yaml:"open" help:"also report every open of a file (files.open events)"`
@@ -29,7 +29,7 @@ type Config struct {
 // Defaults.
 const (
 	DefaultInterval = 5 * time.Second
-	DefaultTop      = 20
+	DefaultRows     = 20
 	minInterval     = 10 * time.Millisecond
 )
 
@@ -52,7 +52,7 @@ var Kind = tracker.Kind{
 	NewConfig: func() tracker.Config {
 		return &Config{
 			Interval:    tracker.Duration(DefaultInterval),
-			Top:         DefaultTop,
+			Rows:        DefaultRows,
 			Sort:        "bytes",
 			RegularOnly: true,
 		}
@@ -149,7 +149,7 @@ func (t *Tracker) report() {
 		}
 	}
 	now := time.Now()
-	for _, ev := range topEvents(t.entries, t.less, int(t.cfg.Top), now) {
+	for _, ev := range topEvents(t.entries, t.less, int(t.cfg.Rows), now) {
 		t.emit(ev)
 	}
 }

@@ -103,6 +103,7 @@ const (
 	filesVarCfgRegularOnly  = "cfg_regular_only"
 	filesVarCfgSelfPid      = "cfg_self_pid"
 	filesVarCfgUid          = "cfg_uid"
+	filesVarCfgWakeupBytes  = "cfg_wakeup_bytes"
 	filesVarUnusedOpen      = "unused_open"
 )
 
@@ -179,6 +180,7 @@ type filesVariableSpecs struct {
 	CfgRegularOnly  *ebpf.VariableSpec `ebpf:"cfg_regular_only"`
 	CfgSelfPid      *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedOpen      *ebpf.VariableSpec `ebpf:"unused_open"`
 }
 
@@ -238,6 +240,7 @@ type filesVariables struct {
 	CfgRegularOnly  *ebpf.Variable `ebpf:"cfg_regular_only"`
 	CfgSelfPid      *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedOpen      *ebpf.Variable `ebpf:"unused_open"`
 }
 

@@ -241,7 +241,7 @@ func tempFile(t *testing.T, name string) string {
 func fastConfig() *Config {
 	cfg := Kind.NewConfig().(*Config)
 	cfg.Interval = tracker.Duration(200 * time.Millisecond)
-	cfg.Top = 0 // others' I/O on this machine must not push ours out of the list
+	cfg.Rows = 0 // others' I/O on this machine must not push ours out of the list
 	return cfg
 }
 
