@@ -41,6 +41,7 @@ func (c *clientFlags) client() (*server.Client, error) { return server.NewClient
 
 type startOptions struct {
 	name       string
+	container  string
 	format     string
 	outputs    []string
 	rotateSize string
@@ -93,6 +94,7 @@ func newStartCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "a name for the instance, shown by list")
+	f.StringVar(&o.container, "container", "", "trace only this container (name or id), filtered in the kernel by its cgroups")
 	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
 	f.StringArrayVarP(&o.outputs, "output", "o", nil, "write events to `[FORMAT:]PATH` on the server (- is the server's standard output; repeatable)")
 	f.StringVar(&o.rotateSize, "rotate-size", "", "rotate output files before they grow past this size (e.g. 100M)")
@@ -111,7 +113,7 @@ func (o *startOptions) spec(cmd *cobra.Command, reg *tracker.Registry, kind stri
 	if err != nil {
 		return specs.Spec{}, err
 	}
-	spec := specs.Spec{Name: o.name, Kind: kind, Config: cfgs[0]}
+	spec := specs.Spec{Name: o.name, Kind: kind, Container: o.container, Config: cfgs[0]}
 	if o.metrics {
 		spec.Handlers = append(spec.Handlers, specs.HandlerSpec{Type: "prometheus", Options: &specs.PrometheusOptions{}})
 	}

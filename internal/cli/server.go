@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eunomia-agent/eunomia/internal/config"
+	"github.com/eunomia-agent/eunomia/internal/container"
 	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/server"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
@@ -31,6 +32,7 @@ type serverOptions struct {
 	labels     []string
 	maxSeries  int
 	queueSize  int
+	ctrs       containerOptions
 }
 
 // serverSettings are the config file's settings with the flags applied.
@@ -38,6 +40,7 @@ type serverSettings struct {
 	listen     server.ListenOptions
 	queueSize  int
 	prometheus metrics.Options
+	containers containerOptions
 }
 
 func newServerCmd() *cobra.Command {
@@ -71,6 +74,9 @@ func newServerCmd() *cobra.Command {
 	f.BoolVar(&o.allowRem, "prometheus-allow-remote", false, "let --prometheus listen on a non-loopback address")
 	f.StringSliceVar(&o.labels, "metric-labels", nil, "extra (high-cardinality) labels of the event counters: "+strings.Join(metrics.OptionalLabels, ", "))
 	f.IntVar(&o.maxSeries, "metric-max-series", metrics.DefaultMaxSeries, "series per metric; past it new series fold into label value \"other\" (counted)")
+	f.StringVar(&o.ctrs.dockerSocket, "docker-socket", container.DockerSocketFromEnv(), "Docker Engine API socket (podman's Docker-compatible socket works too)")
+	f.StringVar(&o.ctrs.containerdSocket, "containerd-socket", container.DefaultContainerdSocket, "containerd socket, used when it exists")
+	f.BoolVar(&o.ctrs.info, "containers", true, "connect to the container runtimes, for the containers handler and container filters")
 	f.IntVar(&o.queueSize, "queue-size", 0, fmt.Sprintf("events buffered per tracker between kernel and handlers; more are dropped and counted (default %d)", tracker.DefaultQueueSize))
 	return cmd
 }
@@ -104,12 +110,18 @@ func (o *serverOptions) run(cmd *cobra.Command, reg *tracker.Registry) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	cs, err := set.containers.setup(ctx, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
 	s, err := server.New(server.Options{
 		Registry:   reg,
 		ConfigPath: o.configPath,
 		Config:     file,
 		QueueSize:  set.queueSize,
 		Prometheus: withVersion(set.prometheus),
+		Containers: cs.mgr,
 		Stdout:     cmd.OutOrStdout(),
 		Logger:     log,
 	})
@@ -153,6 +165,7 @@ func (o *serverOptions) settings(cmd *cobra.Command, file *config.File) (serverS
 	var set serverSettings
 	lo := &set.listen
 	lo.Socket = o.socket
+	set.containers = o.ctrs
 	var tokenFile string
 	if file != nil {
 		fs := file.Server
@@ -163,6 +176,16 @@ func (o *serverOptions) settings(cmd *cobra.Command, file *config.File) (serverS
 		lo.MetricsListen, lo.MetricsAllowRemote = file.Prometheus.Listen, file.Prometheus.AllowRemote
 		set.prometheus = file.Prometheus.Options()
 		set.queueSize = file.QueueSize
+		fc := file.Containers
+		if fc.Enabled != nil {
+			set.containers.info = *fc.Enabled
+		}
+		if fc.DockerSocket != "" {
+			set.containers.dockerSocket = fc.DockerSocket
+		}
+		if fc.ContainerdSocket != "" {
+			set.containers.containerdSocket = fc.ContainerdSocket
+		}
 	}
 	flags := cmd.Flags()
 	str := func(name string, dst *string, v string) {
@@ -176,6 +199,11 @@ func (o *serverOptions) settings(cmd *cobra.Command, file *config.File) (serverS
 	str("tls-cert", &lo.TLSCert, o.tlsCert)
 	str("tls-key", &lo.TLSKey, o.tlsKey)
 	str("prometheus", &lo.MetricsListen, o.prometheus)
+	str("docker-socket", &set.containers.dockerSocket, o.ctrs.dockerSocket)
+	str("containerd-socket", &set.containers.containerdSocket, o.ctrs.containerdSocket)
+	if flags.Changed("containers") {
+		set.containers.info = o.ctrs.info
+	}
 	if flags.Changed("prometheus-allow-remote") {
 		lo.MetricsAllowRemote = o.allowRem
 	}

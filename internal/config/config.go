@@ -28,6 +28,7 @@ type File struct {
 	Path       string
 	Server     Server
 	Prometheus Prometheus
+	Containers Containers
 	// QueueSize is the per-tracker event queue size; 0 means the default.
 	QueueSize int
 	// Outputs are shared handlers by name; chains refer to them with
@@ -44,6 +45,14 @@ type Server struct {
 	TokenFile string `json:"token_file" help:"file holding the bearer token TCP clients must send"`
 	TLSCert   string `json:"tls_cert" help:"TLS certificate file for the TCP listener"`
 	TLSKey    string `json:"tls_key" help:"TLS key file for the TCP listener"`
+}
+
+// Containers holds the container manager's settings.
+type Containers struct {
+	// Enabled is a pointer so that a missing key means the default (on).
+	Enabled          *bool  `json:"enabled" help:"connect to the container runtimes (default true); off: no containers handler, no container filter"`
+	DockerSocket     string `json:"docker_socket" help:"Docker Engine API socket (podman's Docker-compatible socket works too)"`
+	ContainerdSocket string `json:"containerd_socket" help:"containerd socket, used when it exists"`
 }
 
 // Prometheus holds the exporter's and the metrics listener's settings.
@@ -64,6 +73,7 @@ func (p Prometheus) Options() metrics.Options {
 type raw struct {
 	Server     Server               `json:"server"`
 	Prometheus Prometheus           `json:"prometheus"`
+	Containers Containers           `json:"containers"`
 	QueueSize  int                  `json:"queue_size"`
 	Outputs    map[string]yaml.Node `json:"outputs"`
 	Trackers   []yaml.Node          `json:"trackers"`
@@ -140,7 +150,7 @@ func parse(data []byte, reg *tracker.Registry) (*File, error) {
 	if err := d.Decode(root, &r, ""); err != nil {
 		return nil, err
 	}
-	f := &File{Server: r.Server, Prometheus: r.Prometheus, QueueSize: r.QueueSize, Outputs: map[string]pipeline.HandlerSpec{}}
+	f := &File{Server: r.Server, Prometheus: r.Prometheus, Containers: r.Containers, QueueSize: r.QueueSize, Outputs: map[string]pipeline.HandlerSpec{}}
 	if r.QueueSize < 0 {
 		return nil, strict.Errorf(valueNode(root, "queue_size"), "queue_size", "%d is negative", r.QueueSize)
 	}

@@ -63,6 +63,9 @@ func TestParse(t *testing.T) {
 	if len(execs.Handlers) != 2 || execs.Handlers[0].Output != "events" || execs.Handlers[1].Type != "text" {
 		t.Errorf("tracker 0 handlers: %+v", execs.Handlers)
 	}
+	if f.Containers.Enabled != nil || f.Containers.DockerSocket != "" {
+		t.Errorf("containers section absent, got %+v", f.Containers)
+	}
 	if second := f.Trackers[1]; second.Name != "process" || second.Config.(*process.Config).Comm != "bash" {
 		t.Errorf("tracker 1 (name defaults to the kind): %+v", second)
 	}
@@ -80,8 +83,11 @@ func TestEmptyFile(t *testing.T) {
 // Every error names the file, the line and the key.
 func TestErrors(t *testing.T) {
 	for _, tc := range []struct{ doc, want string }{
-		{"serverr: {}\n", "e.yaml:1: serverr: unknown key (known: outputs, prometheus, queue_size, server, trackers)"},
+		{"serverr: {}\n", "e.yaml:1: serverr: unknown key (known: containers, outputs, prometheus, queue_size, server, trackers)"},
 		{"server:\n  sockett: /x\n", "e.yaml:2: server.sockett: unknown key (known: listen, socket, tls_cert, tls_key, token_file)"},
+		{"containers:\n  enabled: maybe\n", `e.yaml:2: containers.enabled: want true or false, got "maybe"`},
+		{"prometheus:\n  labels: [pid, colour]\n", `e.yaml:2: prometheus.labels: unknown metric label "colour"`},
+		{"trackers:\n  - kind: process\n    container: [a]\n", "e.yaml:3: trackers[0].container: want a string, got a list"},
 		{"queue_size: lots\n", `e.yaml:1: queue_size: want a whole number that fits 64 bits, got "lots"`},
 		{"queue_size: -5\n", "e.yaml:1: queue_size: -5 is negative"},
 		{"trackers:\n  - kind: process\n    config:\n      pid: x\n", `e.yaml:4: trackers[0].config.pid: want a non-negative whole number that fits 32 bits, got "x"`},
@@ -116,7 +122,7 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(path, all.Registry())
-	if err == nil || err.Error() != path+":3: trackers[0].confg: unknown key (known: config, handlers, kind, name)" {
+	if err == nil || err.Error() != path+":3: trackers[0].confg: unknown key (known: config, container, handlers, kind, name)" {
 		t.Errorf("got %v", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), all.Registry()); err == nil || !strings.Contains(err.Error(), "no such file") {

@@ -25,6 +25,9 @@ type Spec struct {
 	Name string
 	// Kind is the tracker kind, e.g. "process".
 	Kind string
+	// Container, when set, restricts the tracker in the kernel to this
+	// container (a name or id), resolved to its cgroups when it starts.
+	Container string
 	// Config is the kind's typed config: its defaults, overridden by the
 	// keys given. It has been validated.
 	Config tracker.Config
@@ -40,7 +43,7 @@ type HandlerSpec struct {
 	Options any    // pointer to the type's options struct; nil for a reference
 }
 
-var specKeys = []string{"name", "kind", "config", "handlers"}
+var specKeys = []string{"name", "kind", "container", "config", "handlers"}
 
 // DecodeSpec decodes a tracker spec from n (a mapping with the keys name,
 // kind, config and handlers), strictly: see package strict. path is n's key
@@ -63,6 +66,10 @@ func DecodeSpec(reg *tracker.Registry, d *strict.Decoder, n *yaml.Node, path str
 		case "kind":
 			kindNode = p.Value
 			if err := d.Decode(p.Value, &s.Kind, strict.Join(path, p.Key)); err != nil {
+				return s, err
+			}
+		case "container":
+			if err := d.Decode(p.Value, &s.Container, strict.Join(path, p.Key)); err != nil {
 				return s, err
 			}
 		case "config":
@@ -221,16 +228,17 @@ func orNode(n, fallback *yaml.Node) *yaml.Node {
 // MarshalJSON writes the spec in the form DecodeSpecJSON reads.
 func (s Spec) MarshalJSON() ([]byte, error) {
 	type wire struct {
-		Name     string         `json:"name,omitempty"`
-		Kind     string         `json:"kind"`
-		Config   tracker.Config `json:"config"`
-		Handlers []HandlerSpec  `json:"handlers"`
+		Name      string         `json:"name,omitempty"`
+		Kind      string         `json:"kind"`
+		Container string         `json:"container,omitempty"`
+		Config    tracker.Config `json:"config"`
+		Handlers  []HandlerSpec  `json:"handlers"`
 	}
 	hs := s.Handlers
 	if hs == nil {
 		hs = []HandlerSpec{}
 	}
-	return json.Marshal(wire{s.Name, s.Kind, s.Config, hs})
+	return json.Marshal(wire{s.Name, s.Kind, s.Container, s.Config, hs})
 }
 
 // MarshalJSON writes {"type": T, options...} or {"output": NAME}.

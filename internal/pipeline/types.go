@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eunomia-agent/eunomia/internal/aggregate"
+	"github.com/eunomia-agent/eunomia/internal/container"
 	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/sink"
@@ -34,6 +35,7 @@ func handlerTypes() []HandlerType {
 		newType("prometheus", "count events into the agent's Prometheus counters (served at /metrics)", nil, prometheusHandler),
 		newType("aggregate", "count events by a key over a window; pass each window's top groups, as aggregate events, to its own handlers", aggregateDefaults, aggregateHandler),
 		newType("fanout", "give every event to each of its handlers, even when one fails (several sinks)", nil, fanoutHandler),
+		newType("containers", "tag events with their container (id, name, image, pod, namespace)", nil, containersHandler),
 	}
 }
 
@@ -48,6 +50,9 @@ type Env struct {
 	Outputs OutputResolver
 	// Exporter is the Prometheus exporter of the prometheus type.
 	Exporter *metrics.Exporter
+	// Containers is the container manager of the containers type; nil
+	// when no container runtime answers or container info is off.
+	Containers *container.Manager
 	// Sinks, if set, is told of every sink opened and closed (for their
 	// metrics).
 	Sinks SinkSet
@@ -316,4 +321,16 @@ func fanoutHandler(o *FanoutOptions, env Env) (handler.Handler, error) {
 		f = append(f, branch)
 	}
 	return f, nil
+}
+
+// ContainersOptions are the containers handler's options: none; the
+// runtimes are the agent's.
+type ContainersOptions struct{}
+
+func containersHandler(_ *ContainersOptions, env Env) (handler.Handler, error) {
+	if env.Containers == nil {
+		return nil, errors.New("no container info here: no container runtime answered when the agent started (see its log), or container info is off")
+	}
+	// The manager is shared by every chain: never closed by one.
+	return handler.Func(env.Containers.Handle), nil
 }

@@ -16,7 +16,8 @@ type TrackerInfo struct {
 	Tracker    string                 `json:"tracker"`        // kind#id, as in every event's "tracker" field
 	Name       string                 `json:"name,omitempty"` // the spec's name
 	Kind       string                 `json:"kind"`
-	Origin     string                 `json:"origin"` // OriginAPI or OriginConfig
+	Container  string                 `json:"container,omitempty"` // the spec's container filter
+	Origin     string                 `json:"origin"`              // OriginAPI or OriginConfig
 	Config     json.RawMessage        `json:"config"`
 	Handlers   []pipeline.HandlerSpec `json:"handlers"`
 	State      string                 `json:"state"`

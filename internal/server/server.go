@@ -5,6 +5,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/eunomia-agent/eunomia/internal/config"
+	"github.com/eunomia-agent/eunomia/internal/container"
 	"github.com/eunomia-agent/eunomia/internal/metrics"
 	"github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
@@ -37,6 +39,10 @@ type Options struct {
 	Config *config.File
 	// QueueSize is the per-tracker event queue size (0: the default).
 	QueueSize int
+	// Containers is the container manager: the containers handler and
+	// specs' container filters use it. Nil: neither is available. The
+	// caller closes it after the server.
+	Containers *container.Manager
 	// Stdout is where printers without a path write (nil: os.Stdout).
 	Stdout io.Writer
 	// Prometheus configures the exporter /metrics serves (the agent's
@@ -53,6 +59,7 @@ type Server struct {
 	outputs *outputs
 	exp     *metrics.Exporter
 	sinks   *sinkSet
+	ctrs    *container.Manager
 	stats   *serverMetrics
 	log     *slog.Logger
 	stdout  io.Writer
@@ -114,6 +121,7 @@ func New(o Options) (*Server, error) {
 		reg:       o.Registry,
 		m:         tracker.NewManager(o.Registry, tracker.WithQueueSize(queue), tracker.WithLogger(log)),
 		sinks:     &sinkSet{live: map[*sinkEntry]struct{}{}},
+		ctrs:      o.Containers,
 		log:       log,
 		stdout:    &lockedWriter{w: stdout},
 		cfgPath:   o.ConfigPath,
@@ -145,7 +153,7 @@ func New(o Options) (*Server, error) {
 
 // env is what chains are built with.
 func (s *Server) env(outputs pipeline.OutputResolver) pipeline.Env {
-	return pipeline.Env{Stdout: s.stdout, Outputs: outputs, Exporter: s.exp, Sinks: s.sinks, Log: s.log}
+	return pipeline.Env{Stdout: s.stdout, Outputs: outputs, Exporter: s.exp, Containers: s.ctrs, Sinks: s.sinks, Log: s.log}
 }
 
 // lockedWriter serialises writes so that printers sharing standard output
@@ -175,11 +183,27 @@ func (s *Server) start(spec pipeline.Spec, origin string, outputs pipeline.Outpu
 	if closed {
 		return TrackerInfo{}, errClosed
 	}
+	var env tracker.Env
+	if spec.Container != "" {
+		if s.ctrs == nil {
+			return TrackerInfo{}, &badSpecError{fmt.Errorf("container %q: no container runtime answered when the server started (or container info is off), so containers cannot be told apart", spec.Container)}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ids, _, err := s.ctrs.CgroupIDs(ctx, spec.Container)
+		cancel()
+		if err != nil {
+			return TrackerInfo{}, &badSpecError{fmt.Errorf("container: %w", err)}
+		}
+		if len(ids) > maxCgroupIDs {
+			return TrackerInfo{}, &badSpecError{fmt.Errorf("container %q: %d cgroups, at most %d", spec.Container, len(ids), maxCgroupIDs)}
+		}
+		env.CgroupIDs = ids
+	}
 	chain, err := pipeline.Build(spec.Handlers, s.env(outputs))
 	if err != nil {
 		return TrackerInfo{}, &badSpecError{err}
 	}
-	id, err := s.m.Start(spec.Kind, spec.Config, tracker.Env{}, chain)
+	id, err := s.m.Start(spec.Kind, spec.Config, env, chain)
 	if err != nil {
 		chain.Close()
 		return TrackerInfo{}, err
@@ -191,6 +215,9 @@ func (s *Server) start(spec pipeline.Spec, origin string, outputs pipeline.Outpu
 	info, _ := s.m.Get(id)
 	return e.info(info), nil
 }
+
+// maxCgroupIDs is the size of bpf/eunomia.h's cgroup_filter.
+const maxCgroupIDs = 1024
 
 // badSpecError is a spec that could not be built (e.g. an output file that
 // cannot be opened): the client's mistake, not the server's.
@@ -266,6 +293,7 @@ func (e *entry) info(in tracker.Info) TrackerInfo {
 		Tracker:    in.Name,
 		Name:       e.spec.Name,
 		Kind:       in.Kind,
+		Container:  e.spec.Container,
 		Origin:     e.origin,
 		Config:     in.Config,
 		Handlers:   hs,
@@ -317,8 +345,8 @@ func (s *Server) Apply(f *config.File) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	if old := s.file; old != nil {
-		if old.Server != f.Server || !reflect.DeepEqual(old.Prometheus, f.Prometheus) || old.QueueSize != f.QueueSize {
-			s.log.Warn("config: server, prometheus and queue_size settings take effect at the next start of the server")
+		if old.Server != f.Server || !reflect.DeepEqual(old.Prometheus, f.Prometheus) || !reflect.DeepEqual(old.Containers, f.Containers) || old.QueueSize != f.QueueSize {
+			s.log.Warn("config: server, prometheus, containers and queue_size settings take effect at the next start of the server")
 		}
 	}
 	outputs := s.outputs.resolver(f.Outputs)
