@@ -262,7 +262,8 @@ trackers:
 	os.WriteFile(tokFile, []byte(token+"\n"), 0o600)
 	cert, key := selfSigned(t, dir)
 	addr := freePort(t)
-	p := startServerProcess(t, "--config", cfg, "--listen", addr, "--token-file", tokFile, "--tls-cert", cert, "--tls-key", key)
+	metricsAddr := freePort(t)
+	p := startServerProcess(t, "--config", cfg, "--listen", addr, "--token-file", tokFile, "--tls-cert", cert, "--tls-key", key, "--prometheus", metricsAddr)
 
 	st, err := os.Lstat(p.socket)
 	if err != nil || st.Mode().Perm() != 0o600 || st.Mode().Type() != os.ModeSocket {
@@ -295,6 +296,17 @@ trackers:
 	table := mustCLI(t, "list", "--socket", p.socket)
 	if !strings.HasPrefix(table, "ID") || !strings.Contains(table, "via-cli") || !strings.Contains(table, "from-config") {
 		t.Errorf("list table:\n%s", table)
+	}
+
+	// The metrics listener needs no token.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`eunomia_events_total{tracker="process#%d"}`, id); resp.StatusCode != 200 || !strings.Contains(string(metricsText), want) {
+		t.Errorf("metrics: %d, lacks %s", resp.StatusCode, want)
 	}
 
 	// The TCP listener: TLS, the token.
@@ -361,8 +373,13 @@ func TestServerProcessReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("trackers:\n  - name: one\n    kind: process\n  - name: two\n    kind: process\n    config: {comm: two}\n")
+	// The flag --socket (startServerProcess gives one) overrides the file.
+	fileSocket := filepath.Join(dir, "from-file.sock")
+	write("server:\n  socket: " + fileSocket + "\ntrackers:\n  - name: one\n    kind: process\n  - name: two\n    kind: process\n    config: {comm: two}\n")
 	p := startServerProcess(t, "--config", cfg)
+	if _, err := os.Lstat(fileSocket); !os.IsNotExist(err) {
+		t.Errorf("the file's socket was used despite --socket: %v", err)
+	}
 	c := p.client(t)
 	names := func() string {
 		l, err := c.List(context.Background())

@@ -13,6 +13,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -212,7 +213,10 @@ func (s *Server) start(spec pipeline.Spec, origin string, outputs pipeline.Outpu
 	s.mu.Lock()
 	s.entries[id] = e
 	s.mu.Unlock()
-	info, _ := s.m.Get(id)
+	info, ok := s.m.Get(id)
+	if !ok { // already stopped by a concurrent request
+		info = tracker.Info{ID: id, Name: spec.Kind + "#" + strconv.FormatUint(id, 10), Kind: spec.Kind, State: tracker.StateStopped}
+	}
 	return e.info(info), nil
 }
 
