@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -215,7 +216,8 @@ func (s *Server) start(spec pipeline.Spec, origin string, outputs pipeline.Outpu
 	s.mu.Unlock()
 	info, ok := s.m.Get(id)
 	if !ok { // already stopped by a concurrent request
-		info = tracker.Info{ID: id, Name: spec.Kind + "#" + strconv.FormatUint(id, 10), Kind: spec.Kind, State: tracker.StateStopped}
+		cfg, _ := json.Marshal(spec.Config)
+		info = tracker.Info{ID: id, Name: spec.Kind + "#" + strconv.FormatUint(id, 10), Kind: spec.Kind, Config: cfg, State: tracker.StateStopped}
 	}
 	return e.info(info), nil
 }
