@@ -53,7 +53,17 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for the JSON file and the plot")
 	commit := flag.String("commit", "", "eunomia's version, for the report")
 	verbose := flag.Bool("v", false, "print each tracer's stderr tail")
+	replot := flag.String("replot", "", "only redraw the table and plot of this JSON report")
 	flag.Parse()
+	if *replot != "" {
+		b, err := os.ReadFile(*replot)
+		must(err)
+		var rep report
+		must(json.Unmarshal(b, &rep))
+		writeTable(os.Stdout, &rep)
+		must(plotSummary(&rep, strings.TrimSuffix(*replot, ".json")))
+		return
+	}
 	if *mode != "short" && *mode != "full" {
 		fatalf("-mode %q: want short or full", *mode)
 	}
@@ -164,8 +174,8 @@ func main() {
 	must(err)
 	writeTable(tf, rep)
 	must(tf.Close())
-	must(plotSummary(rep, base+".svg"))
-	fmt.Printf("\nwrote %s.json, %s.md and %s.svg\n", base, base, base)
+	must(plotSummary(rep, base))
+	fmt.Printf("\nwrote %s.json, %s.md, %s.svg and %s.png\n", base, base, base, base)
 }
 
 func printRun(w io.Writer, r runResult) {

@@ -3,19 +3,22 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // plotSummary draws three bar charts, one bar per tracer in each group of
 // workload and pace: the workload's slowdown, the tracer's CPU per 1,000
-// operations, and the share of events captured.
-func plotSummary(rep *report, path string) error {
+// operations, the share of events captured and the peak RSS, into
+// base.svg and base.png.
+func plotSummary(rep *report, base string) error {
 	var groups []string
 	groupIdx := map[string]int{}
 	var series []string
@@ -49,6 +52,22 @@ func plotSummary(rep *report, path string) error {
 		}
 		cells[cell{gi, si}] = s
 	}
+	// Legend: the family and its tools, "libbpf-tools: execsnoop, ...".
+	labels := make([]string, len(series))
+	for si, name := range series {
+		var tools []string
+		seen := map[string]bool{}
+		for _, g := range groups {
+			if s, ok := cells[cell{groupIdx[g], si}]; ok && !seen[s.Tracer] && s.Tracer != name {
+				seen[s.Tracer] = true
+				tools = append(tools, s.Tracer)
+			}
+		}
+		labels[si] = name
+		if len(tools) > 0 {
+			labels[si] += ": " + strings.Join(tools, ", ")
+		}
+	}
 	if len(groups) == 0 {
 		return fmt.Errorf("nothing to plot: no tracer run succeeded")
 	}
@@ -58,8 +77,8 @@ func plotSummary(rep *report, path string) error {
 		p.Title.Text = title
 		p.Y.Label.Text = ylabel
 		p.Legend.Top = true
-		w := vg.Points(9)
-		for si, name := range series {
+		w := vg.Points(min(16, 900/float64(len(groups)*(len(series)+1))))
+		for si := range series {
 			vals := make(plotter.Values, len(groups))
 			for gi := range groups {
 				if s, ok := cells[cell{gi, si}]; ok {
@@ -74,10 +93,17 @@ func plotSummary(rep *report, path string) error {
 			bars.LineStyle.Width = 0
 			bars.Offset = w * vg.Length(2*si-len(series)+1) / 2
 			p.Add(bars)
-			p.Legend.Add(name, bars)
+			p.Legend.Add(labels[si], bars)
 		}
 		p.Add(plotter.NewGrid())
 		p.NominalX(groups...)
+		// Room on both sides of the outer groups, and above the bars for
+		// the legend.
+		p.X.Min, p.X.Max = -0.5, float64(len(groups))-0.5
+		p.Y.Max *= 1.25
+		if p.Y.Min > 0 {
+			p.Y.Min = 0
+		}
 		return p, nil
 	}
 	p1, err := panel("Workload slowdown (flat out: time for N ops; fixed rate: workload CPU per op)", "%",
@@ -98,21 +124,32 @@ func plotSummary(rep *report, path string) error {
 		return err
 	}
 
-	img := vgsvg.New(vg.Points(1100), vg.Points(1300))
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 4, Cols: 1, PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8), PadY: vg.Points(16)}
 	plots := [][]*plot.Plot{{p1}, {p2}, {p3}, {p4}}
-	canvases := plot.Align(plots, tiles, dc)
-	for i := range plots {
-		plots[i][0].Draw(canvases[i][0])
+	width, height := vg.Points(1100), vg.Points(1300)
+	for _, format := range []struct {
+		ext    string
+		canvas vg.CanvasWriterTo
+	}{
+		{".svg", vgsvg.New(width, height)},
+		{".png", vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(96))}},
+	} {
+		dc := draw.New(format.canvas)
+		tiles := draw.Tiles{Rows: 4, Cols: 1, PadTop: vg.Points(8), PadBottom: vg.Points(8), PadLeft: vg.Points(8), PadRight: vg.Points(8), PadY: vg.Points(16)}
+		canvases := plot.Align(plots, tiles, dc)
+		for i := range plots {
+			plots[i][0].Draw(canvases[i][0])
+		}
+		f, err := os.Create(base + format.ext)
+		if err != nil {
+			return err
+		}
+		if _, err := format.canvas.WriteTo(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := img.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
