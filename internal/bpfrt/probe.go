@@ -209,16 +209,20 @@ func (p *Probe) ReadRing(decode Decoder, emit func(*event.Event), onBad func(err
 
 // Every runs fn every interval on a goroutine until Close, and once more at
 // Close (after the programs are detached), so that counts kept in kernel
-// maps are reported up to the end.
+// maps are reported up to the end. An interval of 0 runs fn at Close only.
 func (p *Probe) Every(interval time.Duration, fn func()) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		var tick <-chan time.Time
+		if interval > 0 {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
-			case <-t.C:
+			case <-tick:
 				fn()
 			case <-p.stop:
 				fn()

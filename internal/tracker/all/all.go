@@ -4,11 +4,13 @@ package all
 import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
+	"github.com/eunomia-agent/eunomia/internal/tracker/syscall"
 )
 
 // Registry returns a registry of every tracker kind.
 func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
 		process.Kind,
+		syscall.Kind,
 	)
 }
