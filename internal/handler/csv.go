@@ -11,16 +11,17 @@ import (
 // CSV formats events as RFC 4180 records (CRLF line ends, fields quoted when
 // they hold a comma, quote or line break), one header record first. The
 // payload's fields go into the last column as key=value pairs, since one
-// stream may mix event kinds with different fields.
-type CSV struct{}
+// stream may mix event kinds with different fields. A CSV value keeps
+// scratch state: use one per goroutine (a Printer serialises its calls).
+type CSV struct{ w kvFields }
 
 const csvHeader = "time,kind,pid,ppid,uid,gid,comm,cgroup_id,container,details\r\n"
 
 // Header implements Format.
-func (CSV) Header(b []byte) []byte { return append(b, csvHeader...) }
+func (*CSV) Header(b []byte) []byte { return append(b, csvHeader...) }
 
 // Append implements Format.
-func (CSV) Append(b []byte, ev *event.Event) []byte {
+func (c *CSV) Append(b []byte, ev *event.Event) []byte {
 	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, ',')
 	b = appendCSVField(b, string(ev.Kind))
@@ -39,9 +40,7 @@ func (CSV) Append(b []byte, ev *event.Event) []byte {
 		// Format the details after the record, then move them into place
 		// as one field, quoted if they need it.
 		start := len(b)
-		w := kvFields{b: b}
-		ev.Payload.WriteFields(&w)
-		b = w.b
+		b = c.w.appendPayload(b, ev.Payload)
 		if strings.ContainsAny(string(b[start:]), ",\"\r\n") {
 			details := string(b[start:])
 			b = appendCSVField(b[:start], details)

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -9,20 +10,40 @@ import (
 )
 
 // JSON formats events as JSON lines: the header fields, then the payload's
-// fields at top level. It appends to a caller's buffer and allocates nothing.
-type JSON struct{}
+// fields at top level. It appends to a caller's buffer and allocates
+// nothing. A JSON value keeps scratch state: use one per goroutine (a
+// Printer serialises its calls).
+type JSON struct{ w jsonFields }
 
 // Header implements Format: JSON lines have none.
-func (JSON) Header(b []byte) []byte { return b }
+func (*JSON) Header(b []byte) []byte { return b }
 
 // Append implements Format.
-func (JSON) Append(b []byte, ev *event.Event) []byte {
-	b = AppendEventJSON(b, ev)
-	return append(b, '\n')
+func (j *JSON) Append(b []byte, ev *event.Event) []byte {
+	j.w.b = b
+	j.w.object(ev)
+	b = append(j.w.b, '\n')
+	j.w.b = nil
+	return b
 }
 
-// AppendEventJSON appends ev as one JSON object (no newline).
+var jsonPool = sync.Pool{New: func() any { return new(jsonFields) }}
+
+// AppendEventJSON appends ev as one JSON object (no newline). It is safe
+// for concurrent use.
 func AppendEventJSON(b []byte, ev *event.Event) []byte {
+	w := jsonPool.Get().(*jsonFields)
+	w.b = b
+	w.object(ev)
+	b = w.b
+	w.b = nil
+	jsonPool.Put(w)
+	return b
+}
+
+// object appends ev as one JSON object.
+func (w *jsonFields) object(ev *event.Event) {
+	b := w.b
 	b = append(b, `{"time":"`...)
 	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","kind":`...)
@@ -67,13 +88,11 @@ func AppendEventJSON(b []byte, ev *event.Event) []byte {
 	b = appendJSONString(b, c.Pod)
 	b = append(b, `,"namespace":`...)
 	b = appendJSONString(b, c.Namespace)
-	b = append(b, '}')
+	w.b = append(b, '}')
 	if ev.Payload != nil {
-		w := jsonFields{b: b}
-		ev.Payload.WriteFields(&w)
-		b = w.b
+		ev.Payload.WriteFields(w)
 	}
-	return append(b, '}')
+	w.b = append(w.b, '}')
 }
 
 // jsonFields writes payload fields as `,"key":value`.
@@ -123,7 +142,7 @@ func (w *jsonFields) Event(k string, ev *event.Event) {
 		w.b = append(w.b, "null"...)
 		return
 	}
-	w.b = AppendEventJSON(w.b, ev)
+	w.object(ev)
 }
 
 const hexDigits = "0123456789abcdef"

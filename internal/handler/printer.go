@@ -22,11 +22,11 @@ type Format interface {
 func FormatByName(name string) (Format, error) {
 	switch name {
 	case "json":
-		return JSON{}, nil
+		return &JSON{}, nil
 	case "text":
-		return Text{}, nil
+		return &Text{}, nil
 	case "csv":
-		return CSV{}, nil
+		return &CSV{}, nil
 	}
 	return nil, fmt.Errorf("unknown output format %q (want json, text or csv)", name)
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // Text formats events as aligned columns with a header line, the payload's
-// fields as key=value pairs in the last column.
-type Text struct{}
+// fields as key=value pairs in the last column. A Text value keeps scratch
+// state: use one per goroutine (a Printer serialises its calls).
+type Text struct{ w kvFields }
 
 var textColumns = []struct {
 	name  string
@@ -20,7 +21,7 @@ var textColumns = []struct {
 }
 
 // Header implements Format.
-func (Text) Header(b []byte) []byte {
+func (*Text) Header(b []byte) []byte {
 	for _, c := range textColumns {
 		b = appendPadded(b, c.name, c.width)
 	}
@@ -28,7 +29,7 @@ func (Text) Header(b []byte) []byte {
 }
 
 // Append implements Format.
-func (Text) Append(b []byte, ev *event.Event) []byte {
+func (t *Text) Append(b []byte, ev *event.Event) []byte {
 	s := len(b)
 	b = pad(ev.Time.AppendFormat(b, "15:04:05.000000"), s, 15)
 	b = appendPadded(b, string(ev.Kind), 12)
@@ -40,11 +41,7 @@ func (Text) Append(b []byte, ev *event.Event) []byte {
 	b = pad(strconv.AppendUint(b, uint64(ev.Process.Uid), 10), s, 6)
 	b = appendPadded(b, ev.Process.Comm, 16)
 	b = appendPadded(b, containerLabel(&ev.Container), 12)
-	if ev.Payload != nil {
-		w := kvFields{b: b}
-		ev.Payload.WriteFields(&w)
-		b = w.b
-	}
+	b = t.w.appendPayload(b, ev.Payload)
 	return append(b, '\n')
 }
 
@@ -85,6 +82,18 @@ func pad(b []byte, start, width int) []byte {
 type kvFields struct {
 	b []byte
 	n int
+}
+
+// appendPayload appends p's fields to b.
+func (w *kvFields) appendPayload(b []byte, p event.Payload) []byte {
+	if p == nil {
+		return b
+	}
+	w.b, w.n = b, 0
+	p.WriteFields(w)
+	b = w.b
+	w.b = nil
+	return b
 }
 
 func (w *kvFields) key(k string) {
@@ -149,9 +158,8 @@ func (w *kvFields) Event(k string, ev *event.Event) {
 	w.b = append(w.b, " comm="...)
 	w.str(ev.Process.Comm)
 	if ev.Payload != nil {
-		inner := kvFields{b: append(w.b, ' ')}
-		ev.Payload.WriteFields(&inner)
-		w.b = inner.b
+		var inner kvFields // nested events are rare: alerts only
+		w.b = inner.appendPayload(append(w.b, ' '), ev.Payload)
 	}
 	w.b = append(w.b, '}')
 }

@@ -15,17 +15,10 @@ const (
 	typeExit = 2
 )
 
-// maxArgs bounds how many arguments of one exec are kept; the kernel copies
-// at most the first ARGS_MAX (1024) bytes of the argument area.
-const maxArgs = 64
-
-// execRecord holds an exec event and everything its strings point into, so
-// that decoding one exec costs a single allocation.
+// execRecord and exitRecord put an event and its payload in one allocation.
 type execRecord struct {
 	ev   event.Event
 	exec event.ProcessExec
-	argv [maxArgs]string
-	text [len(processExecEvent{}.Filename) + len(processExecEvent{}.Args)]byte
 }
 
 type exitRecord struct {
@@ -35,9 +28,16 @@ type exitRecord struct {
 
 var typeOffset = unsafe.Offsetof(processExecEvent{}.Type)
 
-// decode turns one ring buffer record into an event. The record's bytes are
-// reused by the reader afterwards, so everything is copied out.
-func decode(raw []byte) (*event.Event, error) {
+// decoder turns ring buffer records into events. Strings are copied into an
+// arena, so an exec costs one allocation (plus a share of an arena block).
+// One decoder per reader goroutine.
+type decoder struct {
+	arena bpfrt.Arena
+}
+
+// decode turns one record into an event. The record's bytes are reused by
+// the reader afterwards, so everything is copied out.
+func (d *decoder) decode(raw []byte) (*event.Event, error) {
 	if len(raw) < int(typeOffset)+4 {
 		return nil, fmt.Errorf("process: short record (%d bytes)", len(raw))
 	}
@@ -46,7 +46,7 @@ func decode(raw []byte) (*event.Event, error) {
 		if len(raw) < int(unsafe.Sizeof(processExecEvent{})) {
 			return nil, fmt.Errorf("process: short exec record (%d bytes)", len(raw))
 		}
-		return decodeExec((*processExecEvent)(unsafe.Pointer(&raw[0]))), nil
+		return d.decodeExec((*processExecEvent)(unsafe.Pointer(&raw[0]))), nil
 	case typeExit:
 		if len(raw) < int(unsafe.Sizeof(processExitEvent{})) {
 			return nil, fmt.Errorf("process: short exit record (%d bytes)", len(raw))
@@ -57,40 +57,33 @@ func decode(raw []byte) (*event.Event, error) {
 	}
 }
 
-func decodeExec(r *processExecEvent) *event.Event {
+func (d *decoder) decodeExec(r *processExecEvent) *event.Event {
 	rec := new(execRecord)
 	ev := &rec.ev
 	ev.Kind = event.KindProcessExec
 	ev.Time = bpfrt.Process(&ev.Process, unsafe.Pointer(&r.Proc))
+	rec.exec.Filename = d.arena.String(bpfrt.CBytes(r.Filename[:]))
 
-	// Filename and arguments are copied into the record's own text buffer;
-	// the strings point there (the record is never changed afterwards).
-	text := rec.text[:0]
-	text = append(text, bpfrt.CBytes(r.Filename[:])...)
-	rec.exec.Filename = unsafe.String(unsafe.SliceData(text), len(text))
-
-	argsSize := int(r.ArgsSize)
-	if argsSize > len(r.Args) {
-		argsSize = len(r.Args)
+	// The argument area holds NUL-terminated strings; when the kernel cut
+	// it, the last one has no NUL.
+	size := min(int(r.ArgsSize), len(r.Args))
+	area := unsafe.Slice((*byte)(unsafe.Pointer(&r.Args[0])), size)
+	n := bytes.Count(area, []byte{0})
+	if size > 0 && area[size-1] != 0 {
+		n++
 	}
-	args := unsafe.Slice((*byte)(unsafe.Pointer(&r.Args[0])), argsSize)
-	start := len(text)
-	text = append(text, args...)
-	area := text[start:]
-	n := 0
-	for len(area) > 0 && n < maxArgs {
-		i := bytes.IndexByte(area, 0)
+	args := d.arena.Strings(n)
+	for i := range args {
 		arg := area
-		if i >= 0 {
-			arg, area = area[:i], area[i+1:]
+		if j := bytes.IndexByte(area, 0); j >= 0 {
+			arg, area = area[:j], area[j+1:]
 		} else {
 			area = nil
 		}
-		rec.argv[n] = unsafe.String(unsafe.SliceData(arg), len(arg))
-		n++
+		args[i] = d.arena.String(arg)
 	}
-	rec.exec.Args = rec.argv[:n:n]
-	rec.exec.ArgsTruncated = len(area) > 0 || r.ArgsTotal > r.ArgsSize
+	rec.exec.Args = args
+	rec.exec.ArgsTruncated = r.ArgsTotal > r.ArgsSize
 	ev.Payload = &rec.exec
 	return ev
 }

@@ -84,7 +84,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 			return err
 		}
 	}
-	if err := p.ReadRing(decode, emit, nil); err != nil {
+	if err := p.ReadRing(new(decoder).decode, emit, nil); err != nil {
 		p.Close()
 		return err
 	}
