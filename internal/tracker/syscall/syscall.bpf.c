@@ -7,12 +7,13 @@
  * Every syscall entry of a wanted task bumps a counter keyed by (pid, syscall).
  * Report mode (count_enter) sends a record at the first call of a syscall by
  * a process, then at every multiple of cfg_every_calls and at the first call
- * made cfg_every_ns or more after the previous report; handle_exit sends the
- * final count of every syscall whose last count was not reported when the
- * process ends. Summary mode (summary_enter) only counts, in per-CPU slots;
- * user space reads the map every interval.
+ * in each new period of time (user space advances epoch every period);
+ * handle_exit sends the final count of every syscall whose last count was
+ * not reported when the process ends. Summary mode (summary_enter) only
+ * counts, in per-CPU slots; user space reads the map every interval.
  *
- * The hot path is one hash lookup and one add: nothing is sent for most calls.
+ * The hot path is one hash lookup and one add: nothing is sent for most
+ * calls, and no clock is read (the epoch is a plain load).
  */
 #include "eunomia.h"
 
@@ -32,7 +33,7 @@ char LICENSE[] SEC("license") = "GPL";
 enum reason {
 	REASON_FIRST = 1, /* first call seen */
 	REASON_CALLS = 2, /* count reached a multiple of cfg_every_calls */
-	REASON_TIME = 3,  /* first call cfg_every_ns after the last report */
+	REASON_TIME = 3,  /* first call in a new epoch */
 	REASON_EXIT = 4,  /* the process ended */
 };
 
@@ -43,8 +44,8 @@ struct sc_key {
 
 struct sc_count {
 	__u64 count;
-	__u64 reported;    /* count of the last report */
-	__u64 reported_ns; /* CLOCK_MONOTONIC of the last report */
+	__u64 reported; /* count of the last report */
+	__u64 epoch;    /* epoch of the last report */
 };
 
 /* What user space needs to report a process without a record from it. */
@@ -63,7 +64,10 @@ struct syscall_event {
 };
 
 const volatile __u64 cfg_every_calls = 0;
-const volatile __u64 cfg_every_ns = 0;
+const volatile bool cfg_every_epoch = 0; /* report again in each new epoch */
+
+/* Advanced by user space every period (the tracker's "every"). */
+volatile __u64 epoch = 0;
 
 /* Report mode: shared counters, bumped atomically. */
 struct {
@@ -110,17 +114,19 @@ static __always_inline __u32 slot_of(long id)
 	return id;
 }
 
-static __always_inline void emit(struct sc_key *k, __u64 count, __u32 reason)
+/* Send a report; false when the ring buffer was full (the loss is counted). */
+static __always_inline bool emit(struct sc_key *k, __u64 count, __u32 reason)
 {
 	struct syscall_event *e = eu_reserve(sizeof(*e));
 
 	if (!e)
-		return;
+		return false;
 	eu_fill_proc(&e->proc);
 	e->count = count;
 	e->slot = k->slot;
 	e->reason = reason;
 	bpf_ringbuf_submit(e, 0);
+	return true;
 }
 
 /*
@@ -153,6 +159,10 @@ static __always_inline void note_slot(struct sc_key *k)
 	}
 }
 
+/*
+ * Report mode. A report lost to a full ring buffer leaves reported behind,
+ * so the exit (or stop) flush sends the count again.
+ */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(count_enter, struct pt_regs *regs, long id)
 {
@@ -167,12 +177,15 @@ int BPF_PROG(count_enter, struct pt_regs *regs, long id)
 
 	c = bpf_map_lookup_elem(&counts, &k);
 	if (!c) {
-		struct sc_count init = {.count = 1, .reported = 1};
+		struct sc_count init = {.count = 1, .reported = 1, .epoch = epoch};
 
-		init.reported_ns = bpf_ktime_get_ns();
 		if (!bpf_map_update_elem(&counts, &k, &init, BPF_NOEXIST)) {
 			note_slot(&k);
-			emit(&k, 1, REASON_FIRST);
+			if (!emit(&k, 1, REASON_FIRST)) {
+				c = bpf_map_lookup_elem(&counts, &k);
+				if (c && c->reported == 1)
+					c->reported = 0;
+			}
 			return 0;
 		}
 		/* Another thread inserted it first: count on its entry. */
@@ -184,19 +197,17 @@ int BPF_PROG(count_enter, struct pt_regs *regs, long id)
 	/* Each call gets its own count, so exactly one call sees each multiple. */
 	n = __sync_fetch_and_add(&c->count, 1) + 1;
 	if (cfg_every_calls && n % cfg_every_calls == 0) {
-		c->reported = n;
-		c->reported_ns = bpf_ktime_get_ns();
-		emit(&k, n, REASON_CALLS);
+		c->epoch = epoch;
+		if (emit(&k, n, REASON_CALLS))
+			c->reported = n;
 		return 0;
 	}
-	if (cfg_every_ns) {
-		now = bpf_ktime_get_ns();
-		last = c->reported_ns;
-		/* Of the threads that see the interval pass, one reports. */
-		if (now - last >= cfg_every_ns && __sync_val_compare_and_swap(&c->reported_ns, last, now) == last) {
+	if (cfg_every_epoch) {
+		now = epoch;
+		last = c->epoch;
+		/* Of the threads that see a new epoch, one reports. */
+		if (now != last && __sync_val_compare_and_swap(&c->epoch, last, now) == last && emit(&k, n, REASON_TIME))
 			c->reported = n;
-			emit(&k, n, REASON_TIME);
-		}
 	}
 	return 0;
 }

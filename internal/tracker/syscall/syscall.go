@@ -31,7 +31,7 @@ const (
 type Config struct {
 	tracker.Filter `yaml:",inline"`
 	EveryCalls     uint64           `json:"every_calls" yaml:"every_calls" help:"report mode: report a syscall of a process again at every multiple of this count (0: no count-based reports)"`
-	Every          tracker.Duration `json:"every" yaml:"every" help:"report mode: report a syscall of a process again at its first call this long after its last report (0: no time-based reports)"`
+	Every          tracker.Duration `json:"every" yaml:"every" help:"report mode: report a syscall of a process again at its first call in each period this long (0: no time-based reports)"`
 	Summary        tracker.Duration `json:"summary,omitempty" yaml:"summary,omitempty" help:"summary mode: no per-call reports; every interval, the most called syscalls of each process in that interval"`
 	Top            uint32           `json:"top" yaml:"top" help:"summary mode: at most this many syscalls per process per interval"`
 }
@@ -87,8 +87,9 @@ type Tracker struct {
 	emit    func(*event.Event)
 	evicted atomic.Uint64
 
-	// Used only by the probe's Every goroutine.
-	sum summaryState
+	// Used only by the probe's Every goroutines.
+	sum   summaryState
+	epoch uint64
 }
 
 // The programs and the map of each mode; the other mode's are not loaded.
@@ -114,7 +115,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		Env:    t.env,
 		Consts: map[string]any{
 			"cfg_every_calls": t.cfg.EveryCalls,
-			"cfg_every_ns":    uint64(t.cfg.Every),
+			"cfg_every_epoch": t.cfg.Every > 0,
 		},
 	}
 	if summary {
@@ -122,7 +123,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		spec.Maps["counts"].MaxEntries = unusedMapEntries
 		opts.RingSize = uint32(os.Getpagesize()) // nothing is sent through it
 		opts.Consts["cfg_every_calls"] = uint64(0)
-		opts.Consts["cfg_every_ns"] = uint64(0)
+		opts.Consts["cfg_every_epoch"] = false
 	} else {
 		spec.Maps["summary"].MaxEntries = unusedMapEntries
 	}
@@ -152,6 +153,10 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		}
 		// At Close only: the counts not reported yet.
 		p.Every(0, t.flushAtStop)
+		if t.cfg.Every > 0 {
+			// A new epoch every period: each counter's next call reports.
+			p.Every(time.Duration(t.cfg.Every), t.nextEpoch)
+		}
 	}
 	// The exit and exec hooks first, so that every counted process is seen
 	// ending.
@@ -187,6 +192,14 @@ func (t *Tracker) Close() error {
 		slog.Warn("syscall tracker: counters evicted from the full kernel map; their counts restarted", "tracker", t.env.Name, "evicted", n)
 	}
 	return err
+}
+
+// nextEpoch advances the kernel's epoch.
+func (t *Tracker) nextEpoch() {
+	t.epoch++
+	if err := t.probe.Coll.Variables["epoch"].Set(t.epoch); err != nil {
+		slog.Warn("syscall tracker: advance epoch", "tracker", t.env.Name, "err", err)
+	}
 }
 
 // readEvicted updates the eviction count from the kernel.

@@ -29,10 +29,10 @@ type syscallEuProc struct {
 }
 
 type syscallScCount struct {
-	_          structs.HostLayout
-	Count      uint64
-	Reported   uint64
-	ReportedNs uint64
+	_        structs.HostLayout
+	Count    uint64
+	Reported uint64
+	Epoch    uint64
 }
 
 type syscallScKey struct {
@@ -76,13 +76,14 @@ const (
 	syscallProgSummaryExit    = "summary_exit"
 	syscallVarCfgComm         = "cfg_comm"
 	syscallVarCfgEveryCalls   = "cfg_every_calls"
-	syscallVarCfgEveryNs      = "cfg_every_ns"
+	syscallVarCfgEveryEpoch   = "cfg_every_epoch"
 	syscallVarCfgFilterCgroup = "cfg_filter_cgroup"
 	syscallVarCfgFilterComm   = "cfg_filter_comm"
 	syscallVarCfgFilterPid    = "cfg_filter_pid"
 	syscallVarCfgFilterUid    = "cfg_filter_uid"
 	syscallVarCfgSelfPid      = "cfg_self_pid"
 	syscallVarCfgUid          = "cfg_uid"
+	syscallVarEpoch           = "epoch"
 	syscallVarUnusedCount     = "unused_count"
 	syscallVarUnusedEvent     = "unused_event"
 	syscallVarUnusedKey       = "unused_key"
@@ -158,13 +159,14 @@ type syscallMapSpecs struct {
 type syscallVariableSpecs struct {
 	CfgComm         *ebpf.VariableSpec `ebpf:"cfg_comm"`
 	CfgEveryCalls   *ebpf.VariableSpec `ebpf:"cfg_every_calls"`
-	CfgEveryNs      *ebpf.VariableSpec `ebpf:"cfg_every_ns"`
+	CfgEveryEpoch   *ebpf.VariableSpec `ebpf:"cfg_every_epoch"`
 	CfgFilterCgroup *ebpf.VariableSpec `ebpf:"cfg_filter_cgroup"`
 	CfgFilterComm   *ebpf.VariableSpec `ebpf:"cfg_filter_comm"`
 	CfgFilterPid    *ebpf.VariableSpec `ebpf:"cfg_filter_pid"`
 	CfgFilterUid    *ebpf.VariableSpec `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	Epoch           *ebpf.VariableSpec `ebpf:"epoch"`
 	UnusedCount     *ebpf.VariableSpec `ebpf:"unused_count"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedKey       *ebpf.VariableSpec `ebpf:"unused_key"`
@@ -220,13 +222,14 @@ func (m *syscallMaps) Close() error {
 type syscallVariables struct {
 	CfgComm         *ebpf.Variable `ebpf:"cfg_comm"`
 	CfgEveryCalls   *ebpf.Variable `ebpf:"cfg_every_calls"`
-	CfgEveryNs      *ebpf.Variable `ebpf:"cfg_every_ns"`
+	CfgEveryEpoch   *ebpf.Variable `ebpf:"cfg_every_epoch"`
 	CfgFilterCgroup *ebpf.Variable `ebpf:"cfg_filter_cgroup"`
 	CfgFilterComm   *ebpf.Variable `ebpf:"cfg_filter_comm"`
 	CfgFilterPid    *ebpf.Variable `ebpf:"cfg_filter_pid"`
 	CfgFilterUid    *ebpf.Variable `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	Epoch           *ebpf.Variable `ebpf:"epoch"`
 	UnusedCount     *ebpf.Variable `ebpf:"unused_count"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedKey       *ebpf.Variable `ebpf:"unused_key"`

@@ -89,8 +89,12 @@ func TestHelperSyscalls(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bad %s: %q", envCalls, c)
 		}
-		if name == "int80_getppid" {
+		switch name {
+		case "int80_getppid":
 			makeInt80Calls(t, count)
+			continue
+		case "sleep_ms":
+			time.Sleep(time.Duration(count) * time.Millisecond)
 			continue
 		}
 		nr, ok := Number(name)
@@ -194,6 +198,62 @@ func TestEveryCalls(t *testing.T) {
 			t.Errorf("reason %q at count %d, want calls", p.Reason, p.Count)
 		}
 	}
+}
+
+// With every, the first call in each new period reports the running count.
+func TestEveryPeriod(t *testing.T) {
+	c, m, id := testutil.StartTracker(t, Kind, &Config{Every: tracker.Duration(200 * time.Millisecond), Top: 10})
+	// At least two periods pass during the sleep.
+	ch := startChild(t, "getppid=10,sleep_ms=500,getppid=10", false)
+	ch.release(t)
+	ch.wait(t)
+	m.Stop(id)
+	ps := payloads(c.Matching(syscallOf(ch.pid, "getppid")))
+	if len(ps) < 2 || ps[0].Count != 1 || ps[0].Reason != "first" {
+		t.Fatalf("reports %v, want the first call first", counts(ps))
+	}
+	sawTime := false
+	for _, p := range ps[1:] {
+		if p.Count == 11 && p.Reason == "time" {
+			sawTime = true
+		}
+		if p.Reason != "time" && p.Reason != "exit" {
+			t.Errorf("report of count %d with reason %q", p.Count, p.Reason)
+		}
+	}
+	if !sawTime {
+		t.Errorf("reports %v: no time report at the first call after the pause (11)", counts(ps))
+	}
+	if last := ps[len(ps)-1].Count; last != 20 {
+		t.Errorf("last count %d, want 20", last)
+	}
+}
+
+// A report per call floods the ring buffer: the losses are counted, and the
+// final count still arrives (a lost report is sent again at exit).
+func TestFloodLossesCountedFinalCountKept(t *testing.T) {
+	const n = 300000
+	c, m, id := testutil.StartTracker(t, Kind, &Config{EveryCalls: 1, Top: 10})
+	ch := startChild(t, "getppid="+strconv.Itoa(n), false)
+	ch.release(t)
+	ch.wait(t)
+	info, err := m.Stop(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := payloads(c.Matching(syscallOf(ch.pid, "getppid")))
+	var last uint64
+	for _, p := range ps {
+		last = max(last, p.Count)
+	}
+	if last != n {
+		t.Errorf("highest getppid count %d, want %d", last, n)
+	}
+	lost := info.LostKernel + info.LostQueue
+	if uint64(len(ps))+lost < n {
+		t.Errorf("%d reports delivered + %d lost < %d calls reported one by one", len(ps), lost, n)
+	}
+	t.Logf("%d calls: %d reports delivered, %d lost in the kernel, %d in the queue", n, len(ps), info.LostKernel, info.LostQueue)
 }
 
 // A process still running when the tracker stops gets its unreported
