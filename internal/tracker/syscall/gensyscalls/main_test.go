@@ -20,8 +20,8 @@ func TestParse(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	for in, want := range map[string]string{
 		"#define __NR_a 1\n#define __NR_b 1\n": "line 2: number 1 is both a and b",
-		"#define __NR_far 512\n":                "line 1: syscall far has number 512, want below 512",
-		"/* nothing */\n":                       "no #define __NR_ lines",
+		"#define __NR_far 512\n":               "line 1: syscall far has number 512, want below 512",
+		"/* nothing */\n":                      "no #define __NR_ lines",
 	} {
 		if _, err := parse(strings.NewReader(in)); err == nil || err.Error() != want {
 			t.Errorf("%q: error %v, want %q", in, err, want)
