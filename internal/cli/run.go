@@ -12,17 +12,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
 type runOptions struct {
-	format    string
-	output    string
+	pipeline  *pipelineFlags
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
+	container *containerOptions
 }
 
 func newRunCmd() *cobra.Command {
@@ -36,7 +35,8 @@ func newRunCmd() *cobra.Command {
 			"Filter flags apply to every named tracker that has them; a flag that\n" +
 			"applies to none of them is an error.",
 		Example: "  eunomia run process\n" +
-			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt",
+			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt\n" +
+			"  eunomia run process --container web",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -45,11 +45,11 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "write events to this file instead of stdout")
+	o.pipeline = bindPipelineFlags(f)
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
+	o.container = bindContainerFlags(f)
 	return cmd
 }
 
@@ -64,27 +64,25 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return err
 	}
-	format, err := handler.FormatByName(o.format)
-	if err != nil {
-		return fmt.Errorf("--fmt: %w", err)
+	if err := o.pipeline.check(); err != nil {
+		return err
 	}
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
-
-	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		out = f
+	cs, err := o.container.setup(ctx, stderr)
+	if err != nil {
+		return err
 	}
-	chain := handler.Chain{handler.NewPrinter(format, out)}
+	defer cs.Close()
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	chain, err := o.pipeline.build(m, os.Stdout, stderr)
+	if err != nil {
+		return err
+	}
 	for i, kind := range kinds {
-		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
+		id, err := m.Start(kind, cfgs[i], cs.env(), cs.chain(chain))
 		if err != nil {
 			m.Close()
 			closeWithin(chain, tracker.DefaultDrainTimeout)
@@ -114,7 +112,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 
 // closeWithin closes the chain (flushing sinks) but gives up after d: an
 // output that blocks (a full pipe nobody reads) must not hang the agent.
-func closeWithin(chain handler.Chain, d time.Duration) error {
+func closeWithin(chain io.Closer, d time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- chain.Close() }()
 	select {

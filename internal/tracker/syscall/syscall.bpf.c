@@ -125,7 +125,7 @@ static __always_inline bool emit(struct sc_key *k, __u64 count, __u32 reason)
 	e->count = count;
 	e->slot = k->slot;
 	e->reason = reason;
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 	return true;
 }
 

@@ -83,6 +83,7 @@ const (
 	syscallVarCfgFilterUid    = "cfg_filter_uid"
 	syscallVarCfgSelfPid      = "cfg_self_pid"
 	syscallVarCfgUid          = "cfg_uid"
+	syscallVarCfgWakeupBytes  = "cfg_wakeup_bytes"
 	syscallVarEpoch           = "epoch"
 	syscallVarUnusedCount     = "unused_count"
 	syscallVarUnusedEvent     = "unused_event"
@@ -166,6 +167,7 @@ type syscallVariableSpecs struct {
 	CfgFilterUid    *ebpf.VariableSpec `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	Epoch           *ebpf.VariableSpec `ebpf:"epoch"`
 	UnusedCount     *ebpf.VariableSpec `ebpf:"unused_count"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
@@ -229,6 +231,7 @@ type syscallVariables struct {
 	CfgFilterUid    *ebpf.Variable `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	Epoch           *ebpf.Variable `ebpf:"epoch"`
 	UnusedCount     *ebpf.Variable `ebpf:"unused_count"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
