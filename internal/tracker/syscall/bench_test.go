@@ -135,9 +135,9 @@ func BenchmarkGetppidLoop(b *testing.B) {
 			return func() (uint64, uint64, uint64) { a.Close(); return 0, 0, 0 }
 		}},
 		trackerMode("report", DefaultConfig()),
-		trackerMode("every_calls_1000", &Config{EveryCalls: 1000, Every: tracker.Duration(5 * time.Second), Top: 10}),
-		trackerMode("every_calls_1", &Config{EveryCalls: 1, Top: 10}),
-		trackerMode("summary", &Config{Summary: tracker.Duration(time.Second), Top: maxTop}),
+		trackerMode("every_calls_1000", &Config{EveryCalls: 1000, Every: tracker.Duration(5 * time.Second), SummaryTop: 10}),
+		trackerMode("every_calls_1", &Config{EveryCalls: 1, SummaryTop: 10}),
+		trackerMode("summary", &Config{Summary: tracker.Duration(time.Second), SummaryTop: maxTop}),
 		{"syscount", attachSyscount},
 	}
 	const rounds = 5

@@ -18,15 +18,15 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{map[string]string{"every_calls": "100"}, ""},
 		{map[string]string{"every": "0s", "every_calls": "0"}, ""},
-		{map[string]string{"summary": "5s", "top": "3"}, ""},
-		{map[string]string{"summary": "5s", "top": "1024"}, ""},
+		{map[string]string{"summary": "5s", "summary_top": "3"}, ""},
+		{map[string]string{"summary": "5s", "summary_top": "1024"}, ""},
 		{map[string]string{"summary": "5s", "every": "1s"}, ""},
 		{map[string]string{"every": "-1s"}, "every: -1s is negative"},
 		{map[string]string{"summary": "-5s"}, "summary: -5s is negative"},
 		{map[string]string{"summary": "10ms"}, "summary: 10ms is shorter than the minimum interval 100ms"},
 		{map[string]string{"summary": "5s", "every_calls": "100"}, "every_calls: 100 has no effect in summary mode"},
-		{map[string]string{"top": "0"}, "top: 0, want 1 to 1024"},
-		{map[string]string{"top": "1025"}, "top: 1025, want 1 to 1024"},
+		{map[string]string{"summary_top": "0"}, "summary_top: 0, want 1 to 1024"},
+		{map[string]string{"summary_top": "1025"}, "summary_top: 1025, want 1 to 1024"},
 		{map[string]string{"comm": "a-name-longer-than-15"}, "comm:"},
 	} {
 		cfg := DefaultConfig()
@@ -50,7 +50,7 @@ func TestConfigOptions(t *testing.T) {
 	for _, o := range tracker.Options(DefaultConfig()) {
 		flags[o.Flag] = o.Default
 	}
-	for flag, def := range map[string]string{"every-calls": "0", "every": "5s", "summary": "0s", "top": "10", "pid": "0"} {
+	for flag, def := range map[string]string{"every-calls": "0", "every": "5s", "summary": "0s", "summary-top": "10", "pid": "0"} {
 		if got, ok := flags[flag]; !ok || got != def {
 			t.Errorf("flag --%s: default %q (present %v), want %q", flag, got, ok, def)
 		}

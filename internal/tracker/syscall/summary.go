@@ -70,7 +70,7 @@ type slotCount struct {
 }
 
 // summarize reports, for every process that made syscalls since the last
-// summary, its t.cfg.Top most called syscalls in that span, most called
+// summary, its t.cfg.SummaryTop most called syscalls in that span, most called
 // first. Processes that exited are then removed from the kernel maps.
 func (t *Tracker) summarize() {
 	s := &t.sum

@@ -33,7 +33,7 @@ type Config struct {
 	EveryCalls     uint64           `json:"every_calls" yaml:"every_calls" help:"report mode: report a syscall of a process again at every multiple of this count (0: no count-based reports)"`
 	Every          tracker.Duration `json:"every" yaml:"every" help:"report mode: report a syscall of a process again at its first call in each period this long (0: no time-based reports)"`
 	Summary        tracker.Duration `json:"summary,omitempty" yaml:"summary,omitempty" help:"summary mode: no per-call reports; every interval, the most called syscalls of each process in that interval"`
-	Top            uint32           `json:"top" yaml:"top" help:"summary mode: at most this many syscalls per process per interval"`
+	SummaryTop     uint32           `json:"summary_top" yaml:"summary_top" help:"summary mode: at most this many syscalls per process per interval, the most called"`
 }
 
 // Validate implements tracker.Config.
@@ -50,15 +50,15 @@ func (c *Config) Validate() error {
 	if c.Summary > 0 && c.EveryCalls != 0 {
 		return fmt.Errorf("every_calls: %d has no effect in summary mode (summary %s); use one or the other", c.EveryCalls, c.Summary)
 	}
-	if c.Top < 1 || c.Top > maxTop {
-		return fmt.Errorf("top: %d, want 1 to %d", c.Top, maxTop)
+	if c.SummaryTop < 1 || c.SummaryTop > maxTop {
+		return fmt.Errorf("summary_top: %d, want 1 to %d", c.SummaryTop, maxTop)
 	}
 	return c.Filter.Validate()
 }
 
 // DefaultConfig is the config of a syscall tracker unless told otherwise.
 func DefaultConfig() *Config {
-	return &Config{Every: tracker.Duration(5 * time.Second), Top: 10}
+	return &Config{Every: tracker.Duration(5 * time.Second), SummaryTop: 10}
 }
 
 // Kind registers the syscall tracker.
@@ -144,7 +144,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	t.probe = p
 	t.emit = emit
 	if summary {
-		t.sum.init(p.Coll.Maps["summary"], p.Coll.Maps["procs"], int(t.cfg.Top))
+		t.sum.init(p.Coll.Maps["summary"], p.Coll.Maps["procs"], int(t.cfg.SummaryTop))
 		p.Every(time.Duration(t.cfg.Summary), t.summarize)
 	} else {
 		if err := p.ReadRing(decode, emit, nil); err != nil {

@@ -180,7 +180,7 @@ func TestGetppidCountExact(t *testing.T) {
 // With every_calls 100, the reports of 1000 calls are exactly the first
 // call and every hundredth; the last one is already 1000, so no exit report.
 func TestEveryCalls(t *testing.T) {
-	c, m, id := testutil.StartTracker(t, Kind, &Config{EveryCalls: 100, Top: 10})
+	c, m, id := testutil.StartTracker(t, Kind, &Config{EveryCalls: 100, SummaryTop: 10})
 	ch := startChild(t, "getppid=1000", false)
 	ch.release(t)
 	ch.wait(t)
@@ -202,7 +202,7 @@ func TestEveryCalls(t *testing.T) {
 
 // With every, the first call in each new period reports the running count.
 func TestEveryPeriod(t *testing.T) {
-	c, m, id := testutil.StartTracker(t, Kind, &Config{Every: tracker.Duration(200 * time.Millisecond), Top: 10})
+	c, m, id := testutil.StartTracker(t, Kind, &Config{Every: tracker.Duration(200 * time.Millisecond), SummaryTop: 10})
 	// At least two periods pass during the sleep.
 	ch := startChild(t, "getppid=10,sleep_ms=500,getppid=10", false)
 	ch.release(t)
@@ -233,7 +233,7 @@ func TestEveryPeriod(t *testing.T) {
 // final count still arrives (a lost report is sent again at exit).
 func TestFloodLossesCountedFinalCountKept(t *testing.T) {
 	const n = 300000
-	c, m, id := testutil.StartTracker(t, Kind, &Config{EveryCalls: 1, Top: 10})
+	c, m, id := testutil.StartTracker(t, Kind, &Config{EveryCalls: 1, SummaryTop: 10})
 	ch := startChild(t, "getppid="+strconv.Itoa(n), false)
 	ch.release(t)
 	ch.wait(t)
@@ -259,7 +259,7 @@ func TestFloodLossesCountedFinalCountKept(t *testing.T) {
 // A process still running when the tracker stops gets its unreported
 // counts at stop.
 func TestReportAtStop(t *testing.T) {
-	c, m, id := testutil.StartTracker(t, Kind, &Config{Top: 10}) // first calls only
+	c, m, id := testutil.StartTracker(t, Kind, &Config{SummaryTop: 10}) // first calls only
 	// getegid marks the end of the calls: the Go runtime does not make it.
 	ch := startChild(t, "getppid=1000,getegid=1", true)
 	ch.release(t)
@@ -284,8 +284,8 @@ func TestPidFilter(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	a := startChild(t, "getppid=1000", false)
 	b := startChild(t, "getppid=700", false)
-	ca, ma, ida := testutil.StartTracker(t, Kind, &Config{Filter: tracker.Filter{Pid: a.pid}, Every: tracker.Duration(time.Second), Top: 10})
-	cb, mb, idb := testutil.StartTracker(t, Kind, &Config{Filter: tracker.Filter{Pid: b.pid}, Every: tracker.Duration(time.Second), Top: 10})
+	ca, ma, ida := testutil.StartTracker(t, Kind, &Config{Filter: tracker.Filter{Pid: a.pid}, Every: tracker.Duration(time.Second), SummaryTop: 10})
+	cb, mb, idb := testutil.StartTracker(t, Kind, &Config{Filter: tracker.Filter{Pid: b.pid}, Every: tracker.Duration(time.Second), SummaryTop: 10})
 	a.release(t)
 	b.release(t)
 	a.wait(t)
@@ -316,7 +316,7 @@ func TestPidFilter(t *testing.T) {
 
 // Summary mode: the counts of every interval add up to the calls made.
 func TestSummary(t *testing.T) {
-	c, m, id := testutil.StartTracker(t, Kind, &Config{Summary: tracker.Duration(200 * time.Millisecond), Top: maxTop})
+	c, m, id := testutil.StartTracker(t, Kind, &Config{Summary: tracker.Duration(200 * time.Millisecond), SummaryTop: maxTop})
 	ch := startChild(t, "getppid=1000,getuid=10", true)
 	ch.release(t)
 	sum := func(name string) (n uint64) {
@@ -356,7 +356,7 @@ func TestSummary(t *testing.T) {
 // Summary mode keeps at most top syscalls per process and interval, the
 // most called first. One interval only: the summary at stop.
 func TestSummaryTop(t *testing.T) {
-	c, m, id := testutil.StartTracker(t, Kind, &Config{Summary: tracker.Duration(time.Hour), Top: 2})
+	c, m, id := testutil.StartTracker(t, Kind, &Config{Summary: tracker.Duration(time.Hour), SummaryTop: 2})
 	ch := startChild(t, "getgid=300,getppid=1000,getuid=500", false)
 	ch.release(t)
 	ch.wait(t)
@@ -376,7 +376,7 @@ func TestSummaryTop(t *testing.T) {
 // Summary mode forgets a process once its last counts are reported.
 func TestSummaryForgetsExited(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	cfg := &Config{Summary: tracker.Duration(100 * time.Millisecond), Top: 10}
+	cfg := &Config{Summary: tracker.Duration(100 * time.Millisecond), SummaryTop: 10}
 	tr, err := Kind.New(cfg, tracker.Env{SelfPid: uint32(os.Getpid())})
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +423,7 @@ func TestStartStopLeavesNothing(t *testing.T) {
 	testutil.RequirePrivileged(t)
 	m := tracker.NewManager(tracker.NewRegistry(Kind))
 	defer m.Close()
-	cfgs := []tracker.Config{DefaultConfig(), &Config{Summary: tracker.Duration(time.Second), Top: 5}}
+	cfgs := []tracker.Config{DefaultConfig(), &Config{Summary: tracker.Duration(time.Second), SummaryTop: 5}}
 	for _, cfg := range cfgs { // warm-up
 		id, err := m.Start("syscall", cfg, tracker.Env{}, nil)
 		if err != nil {
