@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/eunomia-agent/eunomia/internal/container"
 	"github.com/eunomia-agent/eunomia/internal/event"
 	"github.com/eunomia-agent/eunomia/internal/testutil"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
@@ -310,6 +312,56 @@ func TestPidFilter(t *testing.T) {
 		ps := payloads(tc.c.Matching(syscallOf(tc.pid, "getppid")))
 		if len(ps) == 0 || ps[len(ps)-1].Count != tc.count {
 			t.Errorf("instance %s: getppid counts %v, want the last to be %d", tc.name, counts(ps), tc.count)
+		}
+	}
+}
+
+// The uid, comm and cgroup filters, each matching the child or not, in six
+// instances at once.
+func TestUidCommCgroupFilters(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	ch := startChild(t, "getppid=1000", false)
+	comm := filepath.Base(os.Args[0])
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	pc, err := container.ReadProcCgroup(ch.pid)
+	croot := container.Cgroup2Root()
+	var st unix.Stat_t
+	if err != nil || croot == "" || unix.Stat(filepath.Join(croot, pc.V2Path), &st) != nil {
+		t.Fatalf("cannot find the child's cgroup2 directory (%v, root %q, path %q)", err, croot, pc.V2Path)
+	}
+	cgroup := st.Ino
+	root, nobody := uint32(os.Getuid()), uint32(65534)
+	type instance struct {
+		name   string
+		filter tracker.Filter
+		sees   bool
+		c      *testutil.Collector
+		m      *tracker.Manager
+		id     uint64
+	}
+	instances := []*instance{
+		{name: "uid match", filter: tracker.Filter{Uid: &root}, sees: true},
+		{name: "uid other", filter: tracker.Filter{Uid: &nobody}},
+		{name: "comm match", filter: tracker.Filter{Comm: comm}, sees: true},
+		{name: "comm other", filter: tracker.Filter{Comm: "no-such-comm"}},
+		{name: "cgroup match", filter: tracker.Filter{Cgroup: []uint64{cgroup}}, sees: true},
+		{name: "cgroup other", filter: tracker.Filter{Cgroup: []uint64{cgroup + 1000000}}},
+	}
+	for _, in := range instances {
+		in.c, in.m, in.id = testutil.StartTracker(t, Kind, &Config{Filter: in.filter, SummaryTop: 10})
+	}
+	ch.release(t)
+	ch.wait(t)
+	for _, in := range instances {
+		in.m.Stop(in.id)
+		ps := payloads(in.c.Matching(syscallOf(ch.pid, "getppid")))
+		switch {
+		case in.sees && (len(ps) == 0 || ps[len(ps)-1].Count != 1000):
+			t.Errorf("%s: getppid reports %v, want the last to be 1000", in.name, counts(ps))
+		case !in.sees && len(in.c.Matching(func(ev *event.Event) bool { return ev.Process.Pid == ch.pid })) != 0:
+			t.Errorf("%s: got events of the child", in.name)
 		}
 	}
 }
