@@ -10,11 +10,13 @@ import (
 
 // Report reasons (enum reason in syscall.bpf.c), as in the "reason" field.
 var reasons = [...]string{
-	1: "first",
-	2: "calls",
-	3: "time",
-	4: "exit",
+	1:          "first",
+	2:          "calls",
+	3:          "time",
+	reasonExit: "exit",
 }
+
+const reasonExit = 4
 
 const (
 	reasonStop    = "stop"

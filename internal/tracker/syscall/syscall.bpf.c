@@ -52,7 +52,7 @@ struct sc_count {
 struct sc_proc {
 	struct eu_proc proc;     /* filled at first sight, refreshed at exec */
 	__u64 seen[SEEN_WORDS]; /* slots this process has used */
-	__u32 exited;           /* summary mode: ended, entries left for user space */
+	__u32 exited;           /* ended, entries left for user space */
 	__u32 _pad;
 };
 
@@ -91,6 +91,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sc_proc);
 } procs SEC(".maps");
+
+/* Report mode: processes whose final reports found the ring buffer full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 1024);
+	__type(value, __u32);
+} unflushed SEC(".maps");
 
 /* Slot 0: counters restarted because the LRU map had evicted them. */
 struct {
@@ -248,6 +255,7 @@ int BPF_PROG(summary_enter, struct pt_regs *regs, long id)
 struct flush_ctx {
 	struct sc_proc *proc;
 	__u32 pid;
+	__u32 failed; /* a final report found the ring buffer full */
 };
 
 static long flush_slot(__u32 i, struct flush_ctx *ctx)
@@ -261,8 +269,10 @@ static long flush_slot(__u32 i, struct flush_ctx *ctx)
 	c = bpf_map_lookup_elem(&counts, &k);
 	if (!c)
 		return 0;
-	if (c->count != c->reported)
-		emit(&k, c->count, REASON_EXIT);
+	if (c->count != c->reported && !emit(&k, c->count, REASON_EXIT)) {
+		ctx->failed = 1; /* kept for user space to report */
+		return 0;
+	}
 	bpf_map_delete_elem(&counts, &k);
 	return 0;
 }
@@ -282,7 +292,17 @@ int BPF_PROG(handle_exit, struct task_struct *task, bool group_dead)
 	if (!p)
 		return 0;
 	fc.proc = p;
+	fc.failed = 0;
 	bpf_loop(NR_SLOTS, flush_slot, &fc, 0);
+	if (fc.failed) {
+		/*
+		 * User space reports what is left: soon if the queue has room,
+		 * else when the tracker stops.
+		 */
+		p->exited = 1;
+		bpf_map_push_elem(&unflushed, &fc.pid, 0);
+		return 0;
+	}
 	bpf_map_delete_elem(&procs, &fc.pid);
 	return 0;
 }

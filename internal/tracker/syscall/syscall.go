@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -90,6 +91,11 @@ type Tracker struct {
 	// Used only by the probe's Every goroutines.
 	sum   summaryState
 	epoch uint64
+
+	flushMu sync.Mutex // sweep and flushAtStop
+	pending []uint32   // exited pids to report at the next sweep
+	flushed bool       // flushAtStop ran: nothing is left
+
 }
 
 // The programs and the map of each mode; the other mode's are not loaded.
@@ -153,6 +159,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		}
 		// At Close only: the counts not reported yet.
 		p.Every(0, t.flushAtStop)
+		p.Every(sweepInterval, t.sweep)
 		if t.cfg.Every > 0 {
 			// A new epoch every period: each counter's next call reports.
 			p.Every(time.Duration(t.cfg.Every), t.nextEpoch)
@@ -216,8 +223,12 @@ func (t *Tracker) readEvicted() {
 }
 
 // flushAtStop runs once the programs are detached: it reports every count
-// that moved since its last report, for processes still running.
+// that moved since its last report, for processes still running ("stop")
+// and for ended ones whose final report the kernel could not send ("exit").
 func (t *Tracker) flushAtStop() {
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	t.flushed = true
 	t.readEvicted()
 	procs, _, err := readProcs(t.probe.Coll.Maps["procs"])
 	if err != nil {
@@ -228,7 +239,11 @@ func (t *Tracker) flushAtStop() {
 		if v[0].Count == v[0].Reported {
 			return
 		}
-		r := newRecord(k.Slot, v[0].Count, reasonStop)
+		reason := reasonStop
+		if p, ok := procs[k.Pid]; ok && p.Exited != 0 {
+			reason = reasons[reasonExit]
+		}
+		r := newRecord(k.Slot, v[0].Count, reason)
 		r.ev.Time = now
 		procs.header(k.Pid, &r.ev.Process)
 		t.emit(&r.ev)
@@ -236,6 +251,62 @@ func (t *Tracker) flushAtStop() {
 	if err != nil {
 		slog.Warn("syscall tracker: read counts at stop", "tracker", t.env.Name, "err", err)
 	}
+}
+
+// sweepInterval is how often user space looks for final counts the kernel
+// could not send (the ring buffer was full when their process ended).
+const sweepInterval = time.Second
+
+// sweep reports the final counts of the processes the kernel queued in
+// unflushed, one sweep after it took them from the queue: by then the
+// reader has read the reports the kernel did send for them, which had
+// lower counts.
+func (t *Tracker) sweep() {
+	t.flushMu.Lock()
+	defer t.flushMu.Unlock()
+	if t.flushed {
+		return
+	}
+	for _, pid := range t.pending {
+		t.flushExited(pid)
+	}
+	t.pending = t.pending[:0]
+	q := t.probe.Coll.Maps["unflushed"]
+	for {
+		var pid uint32
+		if err := q.LookupAndDelete(nil, &pid); err != nil {
+			break // empty
+		}
+		t.pending = append(t.pending, pid)
+	}
+}
+
+// flushExited reports what is left of an ended process and frees it.
+func (t *Tracker) flushExited(pid uint32) {
+	procs, counts := t.probe.Coll.Maps["procs"], t.probe.Coll.Maps["counts"]
+	var p syscallScProc
+	if err := procs.Lookup(pid, &p); err != nil {
+		return // evicted: its counters went with it
+	}
+	now := time.Now()
+	for slot := range uint32(2 * slotsPerABI) {
+		if p.Seen[slot/64]&(1<<(slot%64)) == 0 {
+			continue
+		}
+		k := syscallScKey{Pid: pid, Slot: slot}
+		var c syscallScCount
+		if counts.Lookup(k, &c) != nil {
+			continue
+		}
+		if c.Count != c.Reported {
+			r := newRecord(slot, c.Count, reasons[reasonExit])
+			r.ev.Time = now
+			procTable{pid: &p}.header(pid, &r.ev.Process)
+			t.emit(&r.ev)
+		}
+		counts.Delete(k)
+	}
+	procs.Delete(pid)
 }
 
 // batchSize is how many map entries one batch lookup reads.

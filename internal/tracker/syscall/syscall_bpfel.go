@@ -69,6 +69,7 @@ const (
 	syscallMapPidFilter       = "pid_filter"
 	syscallMapProcs           = "procs"
 	syscallMapSummary         = "summary"
+	syscallMapUnflushed       = "unflushed"
 	syscallProgCountEnter     = "count_enter"
 	syscallProgHandleExec     = "handle_exec"
 	syscallProgHandleExit     = "handle_exit"
@@ -152,6 +153,7 @@ type syscallMapSpecs struct {
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
 	Summary      *ebpf.MapSpec `ebpf:"summary"`
+	Unflushed    *ebpf.MapSpec `ebpf:"unflushed"`
 }
 
 // syscallVariableSpecs contains global variables before they are loaded into the kernel.
@@ -203,6 +205,7 @@ type syscallMaps struct {
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	Procs        *ebpf.Map `ebpf:"procs"`
 	Summary      *ebpf.Map `ebpf:"summary"`
+	Unflushed    *ebpf.Map `ebpf:"unflushed"`
 }
 
 func (m *syscallMaps) Close() error {
@@ -215,6 +218,7 @@ func (m *syscallMaps) Close() error {
 		m.PidFilter,
 		m.Procs,
 		m.Summary,
+		m.Unflushed,
 	)
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,6 +257,45 @@ func TestFloodLossesCountedFinalCountKept(t *testing.T) {
 		t.Errorf("%d reports delivered + %d lost < %d calls reported one by one", len(ps), lost, n)
 	}
 	t.Logf("%d calls: %d reports delivered, %d lost in the kernel, %d in the queue", n, len(ps), info.LostKernel, info.LostQueue)
+}
+
+// When the ring buffer is still full as the process ends, its final counts
+// wait in the kernel and user space reports them, with reason exit.
+func TestFinalCountAfterFullRing(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	const n = 100000 // reports of ~100 bytes: several times the ring
+	k, err := Kind.New(&Config{EveryCalls: 1, SummaryTop: 10}, tracker.Env{Name: "syscall#test", SelfPid: uint32(os.Getpid())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := k.(*Tracker)
+	c := testutil.NewCollector()
+	stalled := make(chan struct{})
+	var once sync.Once
+	// The reader is stuck in its first emit until the child has ended.
+	if err := tr.Start(func(ev *event.Event) { <-stalled; c.Handle(ev) }); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	defer once.Do(func() { close(stalled) })
+	ch := startChild(t, "getppid="+strconv.Itoa(n), false)
+	ch.release(t)
+	ch.wait(t)
+	if tr.KernelLost() == 0 {
+		t.Fatal("the ring buffer never filled up")
+	}
+	once.Do(func() { close(stalled) })
+	ev := c.WaitFor(t, wait, 1, func(ev *event.Event) bool {
+		return syscallOf(ch.pid, "getppid")(ev) && ev.Payload.(*event.Syscall).Count == n
+	})[0]
+	if p := ev.Payload.(*event.Syscall); p.Reason != "exit" || ev.Process.Ppid != uint32(os.Getpid()) {
+		t.Errorf("final report: reason %q ppid %d, want exit and the child's header", p.Reason, ev.Process.Ppid)
+	}
+	// Reported and freed: the kernel maps forget the process.
+	var v syscallScProc
+	if err := tr.probe.Coll.Maps["procs"].Lookup(ch.pid, &v); err == nil {
+		t.Error("the ended process is still in the procs map")
+	}
 }
 
 // A process still running when the tracker stops gets its unreported
