@@ -47,7 +47,7 @@ type Probe struct {
 
 	stop      chan struct{}
 	closed    atomic.Bool
-	finalLost atomic.Uint64 // KernelLost at Close, kept after the map is gone
+	finalLost atomic.Uint64  // KernelLost at Close, kept after the map is gone
 	wg        sync.WaitGroup // Every goroutines
 	readerWG  sync.WaitGroup // the ReadRing goroutine
 	closeOnce sync.Once
