@@ -159,6 +159,8 @@ func BenchmarkGetppidLoop(b *testing.B) {
 		trackerMode("every_calls_1000", &Config{EveryCalls: 1000, Every: tracker.Duration(5 * time.Second), SummaryTop: 10}),
 		trackerMode("every_calls_1", &Config{EveryCalls: 1, SummaryTop: 10}),
 		trackerMode("summary", &Config{Summary: tracker.Duration(time.Second), SummaryTop: maxTop}),
+		// Another process only: the loop pays the tracepoint and the filter.
+		trackerMode("filtered_out", &Config{Filter: tracker.Filter{Pid: 1}, Every: tracker.Duration(5 * time.Second), SummaryTop: 10}),
 		{"syscount", attachSyscount},
 	}
 	const rounds = 5
@@ -174,7 +176,11 @@ func BenchmarkGetppidLoop(b *testing.B) {
 					return func() { s = stop() }
 				})
 				traced = append(traced, t)
-				if tr.name != "floor" && s.counted != uint64(b.N) {
+				want := uint64(b.N)
+				if tr.name == "filtered_out" {
+					want = 0
+				}
+				if tr.name != "floor" && s.counted != want {
 					b.Errorf("counted %d getppid calls of %d", s.counted, b.N)
 				}
 				return s
@@ -206,7 +212,9 @@ func BenchmarkGetppidLoop(b *testing.B) {
 				}
 				return
 			}
-			b.ReportMetric(float64(total.counted)/with.Seconds(), "counted/s")
+			if tr.name != "filtered_out" {
+				b.ReportMetric(float64(total.counted)/with.Seconds(), "counted/s")
+			}
 			b.ReportMetric(float64(total.events)/rounds, "events/round")
 			b.ReportMetric(float64(total.lost)/rounds, "lost/round")
 
