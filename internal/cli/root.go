@@ -42,6 +42,10 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newRunCmd())
+	root.AddCommand(newServerCmd())
+	root.AddCommand(newStartCmd())
+	root.AddCommand(newStopCmd())
+	root.AddCommand(newListCmd())
 	return root
 }
 
