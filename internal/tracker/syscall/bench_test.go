@@ -121,7 +121,7 @@ func trackerMode(name string, cfg *Config) benchTracer {
 				prog = "summary_enter"
 			}
 			var s seen
-			if st, err := tr.probe.Coll.Programs[prog].Stats(); err == nil {
+			if st, err := tr.Probe.Coll.Programs[prog].Stats(); err == nil {
 				s.progNs, s.progRuns = uint64(st.Runtime), st.RunCount
 			}
 			if err := tr.Close(); err != nil {

@@ -68,23 +68,19 @@ var Kind = tracker.Kind{
 	Help:      "system calls per process, counted in the kernel",
 	Events:    []event.Kind{event.KindSyscall},
 	NewConfig: func() tracker.Config { return DefaultConfig() },
-	New: func(cfg tracker.Config, env tracker.Env) (tracker.Tracker, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("syscall: config of type %T", cfg)
-		}
+	New: tracker.NewFunc(func(c *Config, env tracker.Env) (tracker.Tracker, error) {
 		if runtime.GOARCH != "amd64" {
-			return nil, fmt.Errorf("syscall: the syscall name table is x86-64's; %s is not supported", runtime.GOARCH)
+			return nil, fmt.Errorf("the syscall name table is x86-64's; %s is not supported", runtime.GOARCH)
 		}
 		return &Tracker{cfg: *c, env: env}, nil
-	},
+	}),
 }
 
 // Tracker is one syscall tracker instance.
 type Tracker struct {
-	cfg     Config
-	env     tracker.Env
-	probe   *bpfrt.Probe
+	cfg Config
+	env tracker.Env
+	bpfrt.Base
 	emit    func(*event.Event)
 	evicted atomic.Uint64
 
@@ -95,7 +91,6 @@ type Tracker struct {
 	flushMu sync.Mutex // sweep and flushAtStop
 	pending []uint32   // exited pids to report at the next sweep
 	flushed bool       // flushAtStop ran: nothing is left
-
 }
 
 // The programs and the map of each mode; the other mode's are not loaded.
@@ -147,7 +142,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	if err != nil {
 		return err
 	}
-	t.probe = p
+	t.Probe = p
 	t.emit = emit
 	if summary {
 		t.sum.init(p.Coll.Maps["summary"], p.Coll.Maps["procs"], int(t.cfg.SummaryTop))
@@ -176,14 +171,6 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	return nil
 }
 
-// KernelLost implements tracker.Tracker.
-func (t *Tracker) KernelLost() uint64 {
-	if t.probe == nil {
-		return 0
-	}
-	return t.probe.KernelLost()
-}
-
 // Evicted is how many counters the kernel map dropped to make room (least
 // recently used first) and started again from 1 when their process called
 // that syscall again. Read at every summary and at Close.
@@ -191,10 +178,7 @@ func (t *Tracker) Evicted() uint64 { return t.evicted.Load() }
 
 // Close implements tracker.Tracker.
 func (t *Tracker) Close() error {
-	if t.probe == nil {
-		return nil
-	}
-	err := t.probe.Close()
+	err := t.Base.Close()
 	if n := t.evicted.Load(); n > 0 {
 		slog.Warn("syscall tracker: counters evicted from the full kernel map; their counts restarted", "tracker", t.env.Name, "evicted", n)
 	}
@@ -204,7 +188,7 @@ func (t *Tracker) Close() error {
 // nextEpoch advances the kernel's epoch.
 func (t *Tracker) nextEpoch() {
 	t.epoch++
-	if err := t.probe.Coll.Variables["epoch"].Set(t.epoch); err != nil {
+	if err := t.Probe.Coll.Variables["epoch"].Set(t.epoch); err != nil {
 		slog.Warn("syscall tracker: advance epoch", "tracker", t.env.Name, "err", err)
 	}
 }
@@ -212,7 +196,7 @@ func (t *Tracker) nextEpoch() {
 // readEvicted updates the eviction count from the kernel.
 func (t *Tracker) readEvicted() {
 	var perCPU []uint64
-	if err := t.probe.Coll.Maps["evicted"].Lookup(uint32(0), &perCPU); err != nil {
+	if err := t.Probe.Coll.Maps["evicted"].Lookup(uint32(0), &perCPU); err != nil {
 		return
 	}
 	var n uint64
@@ -230,12 +214,12 @@ func (t *Tracker) flushAtStop() {
 	defer t.flushMu.Unlock()
 	t.flushed = true
 	t.readEvicted()
-	procs, _, err := readProcs(t.probe.Coll.Maps["procs"])
+	procs, _, err := readProcs(t.Probe.Coll.Maps["procs"])
 	if err != nil {
 		slog.Warn("syscall tracker: read processes at stop", "tracker", t.env.Name, "err", err)
 	}
 	now := time.Now()
-	err = batchRead(t.probe.Coll.Maps["counts"], 1, func(k syscallScKey, v []syscallScCount) {
+	err = batchRead(t.Probe.Coll.Maps["counts"], 1, func(k syscallScKey, v []syscallScCount) {
 		if v[0].Count == v[0].Reported {
 			return
 		}
@@ -271,7 +255,7 @@ func (t *Tracker) sweep() {
 		t.flushExited(pid)
 	}
 	t.pending = t.pending[:0]
-	q := t.probe.Coll.Maps["unflushed"]
+	q := t.Probe.Coll.Maps["unflushed"]
 	for {
 		var pid uint32
 		if err := q.LookupAndDelete(nil, &pid); err != nil {
@@ -283,7 +267,7 @@ func (t *Tracker) sweep() {
 
 // flushExited reports what is left of an ended process and frees it.
 func (t *Tracker) flushExited(pid uint32) {
-	procs, counts := t.probe.Coll.Maps["procs"], t.probe.Coll.Maps["counts"]
+	procs, counts := t.Probe.Coll.Maps["procs"], t.Probe.Coll.Maps["counts"]
 	var p syscallScProc
 	if err := procs.Lookup(pid, &p); err != nil {
 		return // evicted: its counters went with it

@@ -293,7 +293,7 @@ func TestFinalCountAfterFullRing(t *testing.T) {
 	}
 	// Reported and freed: the kernel maps forget the process.
 	var v syscallScProc
-	if err := tr.probe.Coll.Maps["procs"].Lookup(ch.pid, &v); err == nil {
+	if err := tr.Probe.Coll.Maps["procs"].Lookup(ch.pid, &v); err == nil {
 		t.Error("the ended process is still in the procs map")
 	}
 }
@@ -482,7 +482,7 @@ func TestSummaryForgetsExited(t *testing.T) {
 	ch.release(t)
 	ch.wait(t)
 	c.WaitFor(t, wait, 1, syscallOf(ch.pid, "getppid"))
-	maps := tr.(*Tracker).probe.Coll.Maps
+	maps := tr.(*Tracker).Probe.Coll.Maps
 	deadline := time.Now().Add(wait)
 	for {
 		var left []string
