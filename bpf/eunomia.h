@@ -121,28 +121,6 @@ static __always_inline bool eu_comm_matches(void)
 	return true;
 }
 
-/* Whether the current task passes the tracker's filters. */
-static __always_inline bool eu_wanted(void)
-{
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-
-	if (pid == cfg_self_pid)
-		return false;
-	if (cfg_filter_pid && !bpf_map_lookup_elem(&pid_filter, &pid))
-		return false;
-	if (cfg_filter_uid && (__u32)bpf_get_current_uid_gid() != cfg_uid)
-		return false;
-	if (cfg_filter_cgroup) {
-		__u64 cg = bpf_get_current_cgroup_id();
-
-		if (!bpf_map_lookup_elem(&cgroup_filter, &cg))
-			return false;
-	}
-	if (cfg_filter_comm && !eu_comm_matches())
-		return false;
-	return true;
-}
-
 /* The pid namespace the task lives in (not the one its children get). */
 static __always_inline __u32 eu_pid_ns(struct task_struct *task)
 {
@@ -175,10 +153,9 @@ static __always_inline void eu_fill_proc(struct eu_proc *p)
 }
 
 /*
- * eu_wanted() for a thread group id the caller already has, e.g. from
- * bpf_get_current_task_btf()->tgid: the same checks, one helper call less,
- * for hot paths such as sys_enter where each helper call costs ~10 ns.
- * Keep the checks in step with eu_wanted() above.
+ * Whether the current task passes the tracker's filters; pid is its thread
+ * group id, for callers that already have it (one helper call less on hot
+ * paths).
  */
 static __always_inline bool eu_wanted_pid(__u32 pid)
 {
@@ -197,6 +174,12 @@ static __always_inline bool eu_wanted_pid(__u32 pid)
 	if (cfg_filter_comm && !eu_comm_matches())
 		return false;
 	return true;
+}
+
+/* Whether the current task passes the tracker's filters. */
+static __always_inline bool eu_wanted(void)
+{
+	return eu_wanted_pid(bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif /* EUNOMIA_H */
