@@ -32,9 +32,9 @@ struct eu_proc {
 };
 
 /* Filters, set by user space before load. Zero means "no filter". */
-const volatile __u32 cfg_self_pid = 0;    /* the agent itself: never traced */
-const volatile bool cfg_filter_pid = 0;   /* only pids in pid_filter */
-const volatile bool cfg_filter_uid = 0;   /* only cfg_uid */
+const volatile __u32 cfg_self_pid = 0;	/* the agent itself: never traced */
+const volatile bool cfg_filter_pid = 0; /* only pids in pid_filter */
+const volatile bool cfg_filter_uid = 0; /* only cfg_uid */
 const volatile __u32 cfg_uid = 0;
 const volatile bool cfg_filter_cgroup = 0; /* only cgroup ids in cgroup_filter */
 const volatile bool cfg_filter_comm = 0;   /* only cfg_comm */
@@ -91,8 +91,8 @@ static __always_inline void eu_submit(void *e)
 
 	if (cfg_wakeup_bytes)
 		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
-				? BPF_RB_FORCE_WAKEUP
-				: BPF_RB_NO_WAKEUP;
+			    ? BPF_RB_FORCE_WAKEUP
+			    : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
 
