@@ -133,9 +133,9 @@ func writeTable(w io.Writer, rep *report) {
 			fmt.Fprintf(w, "| %s | %s | alone | %.0f | | %.2f | | | | |\n", s.Workload, s.Pace, s.PerSecond, s.WorkloadCPUPerOp)
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %+.1f%% (%s) | %.2f | %.1f | %.0f | %d / %d (%.2f%%) | %d |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %.0f | %+.1f%% (%s) | %.2f | %s | %.0f | %d / %d (%.2f%%) | %d |\n",
 			s.Workload, s.Pace, s.Tracer, s.PerSecond, 100*s.Slowdown, s.SlowdownBasis, s.WorkloadCPUPerOp,
-			s.TracerCPUPer1k, s.PeakRSSMiB, s.Captured, s.Generated, s.CapturedPct, s.Lost)
+			short(s.TracerCPUPer1k), s.PeakRSSMiB, s.Captured, s.Generated, s.CapturedPct, s.Lost)
 	}
 	for _, s := range rep.Summary {
 		for _, e := range s.Errors {
@@ -143,4 +143,19 @@ func writeTable(w io.Writer, rep *report) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// short formats a figure with three significant digits at most.
+func short(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.2g", v)
 }

@@ -147,7 +147,7 @@ var workloads = []*workload{
 		Name:  "exec",
 		Event: "exec",
 		Short: []pace{{N: 4000, Workers: 2}, {N: 1200, Rate: 300, Workers: 2}},
-		Full:  []pace{{N: 8000, Workers: 2}, {N: 3000, Rate: 300, Workers: 2}},
+		Full:  []pace{{N: 6000, Workers: 2}, {N: 2400, Rate: 300, Workers: 2}},
 		Tracers: []*tracer{
 			{
 				Name: "eunomia", Family: "eunomia", Eunomia: "process",
@@ -190,7 +190,7 @@ var workloads = []*workload{
 		Name:  "open",
 		Event: "open",
 		Short: []pace{{N: 1000000, Workers: 2}, {N: 100000, Rate: 20000, Workers: 2}},
-		Full:  []pace{{N: 2000000, Workers: 2}, {N: 200000, Rate: 20000, Workers: 2}},
+		Full:  []pace{{N: 1500000, Workers: 2}, {N: 200000, Rate: 20000, Workers: 2}},
 		Tracers: []*tracer{
 			{
 				Name: "eunomia", Family: "eunomia", Eunomia: "files",
@@ -234,7 +234,7 @@ var workloads = []*workload{
 		Name:  "connect",
 		Event: "connect",
 		Short: []pace{{N: 100000, Workers: 2}, {N: 20000, Rate: 5000, Workers: 2}},
-		Full:  []pace{{N: 200000, Workers: 2}, {N: 50000, Rate: 5000, Workers: 2}},
+		Full:  []pace{{N: 150000, Workers: 2}, {N: 50000, Rate: 5000, Workers: 2}},
 		Tracers: []*tracer{
 			{
 				Name: "eunomia", Family: "eunomia", Eunomia: "tcp",
@@ -294,8 +294,28 @@ var workloads = []*workload{
 		Name:  "syscall",
 		Event: "syscall",
 		Short: []pace{{N: 20000000, Workers: 2}, {N: 4000000, Rate: 1000000, Workers: 2}},
-		Full:  []pace{{N: 50000000, Workers: 2}, {N: 10000000, Rate: 1000000, Workers: 2}},
+		Full:  []pace{{N: 40000000, Workers: 2}, {N: 10000000, Rate: 1000000, Workers: 2}},
 		Tracers: []*tracer{
+			{
+				// Summary mode: counts per (pid, syscall) in the kernel,
+				// reported every second.
+				Name: "eunomia", Family: "eunomia", Eunomia: "syscall",
+				Args: func(t target) []string {
+					return []string{"run", "syscall", "--pid", strconv.Itoa(t.Pid), "--summary", "1s"}
+				},
+				Ready: "tracker started",
+				Count: func(stdout, stderr []byte, t target) (int64, int64, error) {
+					lost, err := eunomiaLost(stderr)
+					var n int64
+					eunomiaEvents(stdout, func(ev map[string]any) bool {
+						if ev["kind"] == "syscall" && ev["syscall"] == "getppid" && pid(ev) == t.Pid {
+							n += int64(num(ev, "count"))
+						}
+						return false
+					})
+					return n, lost, err
+				},
+			},
 			{
 				Name: "syscount", Family: "libbpf-tools",
 				Args: func(t target) []string { return []string{"/usr/sbin/syscount", "-p", strconv.Itoa(t.Pid)} },
