@@ -348,7 +348,7 @@ churn:
 	if maxStall > 5*time.Second {
 		t.Errorf("the steady tracker delivered nothing for %s during the churn", maxStall)
 	}
-	for _, kind := range []string{"process", "tcp", "files"} {
+	for _, kind := range []string{"process", "tcp", "files", "syscall"} {
 		if delivered[kind] == 0 {
 			t.Errorf("churned %s trackers delivered no event in %d cycles", kind, cycles)
 		}
