@@ -53,15 +53,21 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for the JSON file and the plot")
 	commit := flag.String("commit", "", "eunomia's version, for the report")
 	verbose := flag.Bool("v", false, "print each tracer's stderr tail")
-	replot := flag.String("replot", "", "only redraw the table and plot of this JSON report")
+	replot := flag.String("replot", "", "only recompute the summary of this JSON report and rewrite its table and plot")
 	flag.Parse()
 	if *replot != "" {
 		b, err := os.ReadFile(*replot)
 		must(err)
 		var rep report
 		must(json.Unmarshal(b, &rep))
+		rep.Summary = summarize(rep.Runs)
+		base := strings.TrimSuffix(*replot, ".json")
 		writeTable(os.Stdout, &rep)
-		must(plotSummary(&rep, strings.TrimSuffix(*replot, ".json")))
+		tf, err := os.Create(base + ".md")
+		must(err)
+		writeTable(tf, &rep)
+		must(tf.Close())
+		must(plotSummary(&rep, base))
 		return
 	}
 	if *mode != "short" && *mode != "full" {

@@ -106,8 +106,8 @@ func plotSummary(rep *report, base string) error {
 		}
 		return p, nil
 	}
-	p1, err := panel("Workload slowdown (flat out: time for N ops; fixed rate: workload CPU per op)", "%",
-		func(s summary) float64 { return 100 * s.Slowdown })
+	p1, err := panel("Workload CPU per operation, more than alone (BPF programs run in the traced task)", "%",
+		func(s summary) float64 { return 100 * s.CPUOverhead })
 	if err != nil {
 		return err
 	}
