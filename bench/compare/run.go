@@ -39,6 +39,9 @@ type runResult struct {
 	Captured       int64   `json:"captured"`
 	Lost           int64   `json:"lost"`
 	StartSeconds   float64 `json:"tracer_start_s,omitempty"`
+	// Summary is eunomia's closing line per tracker (events, lost in
+	// kernel, lost in queue).
+	Summary string `json:"eunomia_summary,omitempty"`
 
 	Load1Before float64 `json:"load1_before"`
 	Load1After  float64 `json:"load1_after"`
@@ -153,6 +156,13 @@ func (r *runner) do(wl *workload, p pace, tr *tracer, res *runResult) error {
 	se, _ := os.ReadFile(tc.stderr)
 	captured, lost, err := tr.Count(so, se, t)
 	res.Captured, res.Lost = captured, lost
+	if tr.Family == "eunomia" {
+		for _, line := range strings.Split(string(se), "\n") {
+			if eunomiaSummaryRE.MatchString(line) {
+				res.Summary = strings.TrimSpace(strings.TrimPrefix(res.Summary+"; "+line, "; "))
+			}
+		}
+	}
 	if r.verbose {
 		fmt.Fprintf(os.Stderr, "    %s stderr: %s\n", tr.Name, strings.TrimSpace(tail(se)))
 	}
