@@ -54,16 +54,20 @@ func plotSummary(rep *report, base string) error {
 	}
 	// Legend: the family and its tools, "libbpf-tools: execsnoop, ...".
 	labels := make([]string, len(series))
-	for si, name := range series {
+	for si := range series {
+		var family string
 		var tools []string
 		seen := map[string]bool{}
 		for _, g := range groups {
-			if s, ok := cells[cell{groupIdx[g], si}]; ok && !seen[s.Tracer] && s.Tracer != name {
+			if s, ok := cells[cell{groupIdx[g], si}]; ok && !seen[s.Tracer] {
 				seen[s.Tracer] = true
-				tools = append(tools, s.Tracer)
+				family = s.Family
+				if s.Tracer != s.Family {
+					tools = append(tools, s.Tracer)
+				}
 			}
 		}
-		labels[si] = name
+		labels[si] = family
 		if len(tools) > 0 {
 			labels[si] += ": " + strings.Join(tools, ", ")
 		}
