@@ -150,14 +150,18 @@ func uintVal(v uint64) types.Int {
 // The FieldWriter side: payloads write their fields here. A payload that
 // writes a key twice keeps the first, as event.Field does.
 
-func (a *activation) String(k, v string) { a.fields = append(a.fields, fieldVal{key: k, typ: tString, s: v}) }
+func (a *activation) String(k, v string) {
+	a.fields = append(a.fields, fieldVal{key: k, typ: tString, s: v})
+}
 func (a *activation) Int(k string, v int64) {
 	a.fields = append(a.fields, fieldVal{key: k, typ: tInt, i: v})
 }
 func (a *activation) Uint(k string, v uint64) {
 	a.fields = append(a.fields, fieldVal{key: k, typ: tInt, i: int64(uintVal(v))})
 }
-func (a *activation) Bool(k string, v bool) { a.fields = append(a.fields, fieldVal{key: k, typ: tBool, b: v}) }
+func (a *activation) Bool(k string, v bool) {
+	a.fields = append(a.fields, fieldVal{key: k, typ: tBool, b: v})
+}
 func (a *activation) Strings(k string, v []string) {
 	a.fields = append(a.fields, fieldVal{key: k, typ: tStrings, ss: v})
 }
