@@ -81,13 +81,13 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		out = f
 	}
 	chain := handler.Chain{handler.NewPrinter(format, out)}
-	defer chain.Close()
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	for i, kind := range kinds {
 		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
 		if err != nil {
 			m.Close()
+			closeWithin(chain, tracker.DefaultDrainTimeout)
 			return err
 		}
 		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", kind, id))
@@ -101,7 +101,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	<-ctx.Done()
 
 	infos, err := m.Close()
-	cerr := chain.Close()
+	cerr := closeWithin(chain, tracker.DefaultDrainTimeout)
 	for _, in := range infos {
 		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
 			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
@@ -110,4 +110,17 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		return err
 	}
 	return cerr
+}
+
+// closeWithin closes the chain (flushing sinks) but gives up after d: an
+// output that blocks (a full pipe nobody reads) must not hang the agent.
+func closeWithin(chain handler.Chain, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- chain.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		return fmt.Errorf("output blocked: buffered events not written after %s", d)
+	}
 }

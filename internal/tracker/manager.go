@@ -20,6 +20,12 @@ import (
 // reader and its handler chain before new ones are dropped (and counted).
 const DefaultQueueSize = 16384
 
+// DefaultDrainTimeout bounds how long stopping a tracker waits for its
+// handler chain to take the events still queued. A chain stuck on a blocked
+// sink must not hang the agent: past the timeout the rest is dropped and
+// counted.
+const DefaultDrainTimeout = 5 * time.Second
+
 // State of a tracker instance.
 type State string
 
@@ -47,6 +53,7 @@ type Info struct {
 type Manager struct {
 	registry  *Registry
 	queueSize int
+	drain     time.Duration
 	log       *slog.Logger
 
 	mu        sync.Mutex
@@ -61,6 +68,9 @@ type ManagerOption func(*Manager)
 // WithQueueSize sets the per-instance event queue size.
 func WithQueueSize(n int) ManagerOption { return func(m *Manager) { m.queueSize = n } }
 
+// WithDrainTimeout sets how long Stop waits for queued events to be handled.
+func WithDrainTimeout(d time.Duration) ManagerOption { return func(m *Manager) { m.drain = d } }
+
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
 
@@ -69,6 +79,7 @@ func NewManager(registry *Registry, opts ...ManagerOption) *Manager {
 	m := &Manager{
 		registry:  registry,
 		queueSize: DefaultQueueSize,
+		drain:     DefaultDrainTimeout,
 		log:       slog.Default(),
 		instances: map[uint64]*instance{},
 	}
@@ -93,6 +104,8 @@ type instance struct {
 	events    atomic.Uint64
 	lostQueue atomic.Uint64
 	failed    atomic.Uint64
+	abandoned atomic.Bool // Stop gave up waiting: drop what is left
+	drain     time.Duration
 	stopOnce  sync.Once
 	stopErr   error
 }
@@ -140,6 +153,7 @@ func (m *Manager) Start(kind string, cfg Config, env Env, chain handler.Handler)
 		chain:   chain,
 		queue:   make(chan *event.Event, m.queueSize),
 		done:    make(chan struct{}),
+		drain:   m.drain,
 	}
 	go inst.run(m.log)
 	if err := t.Start(inst.emit); err != nil {
@@ -152,7 +166,7 @@ func (m *Manager) Start(kind string, cfg Config, env Env, chain handler.Handler)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed { // Close ran while we were starting
-		inst.stop()
+		inst.stop(m.log)
 		return 0, errors.New("tracker manager is closed")
 	}
 	m.instances[id] = inst
@@ -175,6 +189,10 @@ func (in *instance) run(log *slog.Logger) {
 	defer close(in.done)
 	warned := false
 	for ev := range in.queue {
+		if in.abandoned.Load() {
+			in.lostQueue.Add(1)
+			continue
+		}
 		in.events.Add(1)
 		if in.chain == nil {
 			continue
@@ -189,13 +207,22 @@ func (in *instance) run(log *slog.Logger) {
 	}
 }
 
-// stop detaches the tracker (which flushes its ring buffer into the queue),
-// then lets the chain finish every queued event.
-func (in *instance) stop() error {
+// stop detaches the tracker (which frees its kernel objects and flushes its
+// ring buffer into the queue), then lets the chain finish the queued events,
+// waiting at most the drain timeout: a chain stuck on a blocked sink cannot
+// hang the agent; what it did not take is counted as lost.
+func (in *instance) stop(log *slog.Logger) error {
 	in.stopOnce.Do(func() {
 		in.stopErr = in.tracker.Close()
 		close(in.queue)
-		<-in.done
+		select {
+		case <-in.done:
+		case <-time.After(in.drain):
+			// The run goroutine counts each event it drops from now on;
+			// snapshot adds those it has not reached yet.
+			in.abandoned.Store(true)
+			log.Warn("handler chain blocked; dropping the events still queued", "tracker", in.info.Name, "queued", len(in.queue))
+		}
 	})
 	return in.stopErr
 }
@@ -206,6 +233,9 @@ func (in *instance) snapshot(state State) Info {
 	info.Events = in.events.Load()
 	info.LostKernel = in.tracker.KernelLost()
 	info.LostQueue = in.lostQueue.Load()
+	if in.abandoned.Load() {
+		info.LostQueue += uint64(len(in.queue))
+	}
 	info.Failed = in.failed.Load()
 	return info
 }
@@ -222,7 +252,7 @@ func (m *Manager) Stop(id uint64) (Info, error) {
 	if !ok {
 		return Info{}, fmt.Errorf("no running tracker with id %d", id)
 	}
-	err := inst.stop()
+	err := inst.stop(m.log)
 	return inst.snapshot(StateStopped), err
 }
 

@@ -3,12 +3,16 @@ package all
 
 import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
+	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
 )
 
 // Registry returns a registry of every tracker kind.
 func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
+		ipc.Kind,
 		process.Kind,
+		tcp.Kind,
 	)
 }

@@ -1,0 +1,12 @@
+// Command eunomia is the Eunomia eBPF agent.
+package main
+
+import (
+	"os"
+
+	"github.com/eunomia-agent/eunomia/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Execute())
+}
