@@ -42,6 +42,7 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newRunCmd())
+	root.AddCommand(newSafeCmd())
 	return root
 }
 

@@ -23,6 +23,7 @@ type runOptions struct {
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
+	rules     ruleFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -50,6 +51,7 @@ func newRunCmd() *cobra.Command {
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
+	o.rules.bind(f, "also evaluate the rules of this file and print their alerts with the events")
 	return cmd
 }
 
@@ -68,6 +70,10 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return fmt.Errorf("--fmt: %w", err)
 	}
+	rr, err := o.rules.load(false)
+	if err != nil {
+		return err
+	}
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
@@ -81,6 +87,9 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		out = f
 	}
 	chain := handler.Chain{handler.NewPrinter(format, out)}
+	if chain, err = rr.wrap(chain); err != nil {
+		return err
+	}
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	for i, kind := range kinds {
@@ -106,6 +115,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
 			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
 	}
+	rr.report(stderr)
 	if err != nil {
 		return err
 	}

@@ -65,12 +65,8 @@ type Webhook struct {
 
 // NewWebhook checks the options and starts the delivery goroutine.
 func NewWebhook(o WebhookOptions) (*Webhook, error) {
-	u, err := url.Parse(o.URL)
-	if err != nil {
-		return nil, fmt.Errorf("webhook URL %q: %w", o.URL, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("webhook URL %q: want http://host/... or https://host/...", o.URL)
+	if err := CheckWebhookURL(o.URL); err != nil {
+		return nil, err
 	}
 	def := func(d *time.Duration, v time.Duration, name string) error {
 		if *d < 0 {
@@ -117,6 +113,18 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 	w := &Webhook{o: o, queue: make(chan []byte, o.QueueSize), ctx: ctx, stop: stop, done: make(chan struct{})}
 	go w.run()
 	return w, nil
+}
+
+// CheckWebhookURL reports whether u is a URL a webhook can POST to.
+func CheckWebhookURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("webhook URL %q: %w", u, err)
+	}
+	if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("webhook URL %q: want http://host/... or https://host/...", u)
+	}
+	return nil
 }
 
 // Send queues ev (encoded at once, so ev may change afterwards). When the

@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eunomia-agent/eunomia/internal/event"
+	"github.com/eunomia-agent/eunomia/internal/rules"
+	"github.com/eunomia-agent/eunomia/internal/testutil"
+	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/all"
+	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
+	"github.com/eunomia-agent/eunomia/internal/tracker/process"
+	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
+)
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Bad rule files and flags are refused before anything is loaded.
+func TestSafeRejectsBadInput(t *testing.T) {
+	bad := writeFile(t, "bad.yaml", "rules:\n  - name: r1\n    severity: low\n    kinds: [process.exec]\n    condition: filenme == \"x\"\n    output: x\n")
+	unknown := writeFile(t, "unknown.yaml", "rules:\n  - name: r1\n    sevrity: low\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"safe", "--rules", "/nonexistent/r.yaml"}, "--rules: rules: open /nonexistent/r.yaml"},
+		{[]string{"safe", "--rules", bad}, bad + `:5: rule "r1": condition 1:1: undeclared reference to 'filenme'`},
+		{[]string{"safe", "--rules", unknown}, unknown + `:3:5: rule "r1": unknown key "sevrity"`},
+		{[]string{"safe", "--webhook", "ftp://x/"}, `--webhook: webhook URL "ftp://x/": want http://host/`},
+		{[]string{"safe", "--webhook-queue", "0"}, "--webhook-queue: 0, want at least 1"},
+		{[]string{"safe", "--webhook-retries", "-1"}, "--webhook-retries: -1 is negative"},
+		{[]string{"safe", "--fmt", "xml"}, `--fmt: unknown output format "xml"`},
+		{[]string{"safe", "--duration", "-1s"}, "--duration: -1s is negative"},
+		{[]string{"safe", "process"}, `unknown command "process"`},
+		{[]string{"run", "process", "--webhook", "http://127.0.0.1:1/"}, "--webhook needs --rules"},
+		{[]string{"run", "process", "--rules", bad}, `condition 1:1: undeclared reference to 'filenme'`},
+	} {
+		root := NewRoot()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(tc.args)
+		err := root.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func compileRules(t *testing.T, yaml string) *rules.Set {
+	t.Helper()
+	s, err := rules.Compile(rules.Source{Name: "t.yaml", Data: []byte(yaml)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func ruleOn(name string, kinds ...string) string {
+	return fmt.Sprintf("  - name: %s\n    severity: low\n    kinds: [%s]\n    condition: \"true\"\n    output: x\n", name, strings.Join(kinds, ", "))
+}
+
+// The trackers safe mode starts follow from the kinds the rules name, with
+// optional kinds turned on and the others off.
+func TestPlanTrackers(t *testing.T) {
+	reg := tracker.NewRegistry(process.Kind, tcp.Kind, ipc.Kind)
+	set := compileRules(t, "rules:\n"+ruleOn("a", "process.exec")+ruleOn("b", "signal", "tcp.accept")+ruleOn("c", "tcp.flow", "tcp.connect"))
+	plan, err := planTrackers(reg, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []plannedTracker{
+		{tracker: "process", options: map[string]string{}, why: []event.Kind{event.KindProcessExec}},
+		{tracker: "ipc", options: map[string]string{"ipc": "false", "signals": "true"}, why: []event.Kind{event.KindSignal}},
+		{tracker: "tcp", options: map[string]string{"accept": "true", "close": "false", "count": "false"}, why: []event.Kind{event.KindTCPAccept, event.KindTCPConnect}},
+		{tracker: "tcp", options: map[string]string{"accept": "false", "close": "false", "count": "true"}, why: []event.Kind{event.KindTCPFlow}},
+	}
+	if !reflect.DeepEqual(plan, want) {
+		t.Errorf("plan\n%+v\nwant\n%+v", plan, want)
+	}
+	// Every option the plan sets exists and is valid.
+	for _, p := range plan {
+		k, _ := reg.Lookup(p.tracker)
+		cfg := k.NewConfig()
+		for key, v := range p.options {
+			if err := tracker.SetOption(cfg, key, v); err != nil {
+				t.Errorf("%s: %v", p.tracker, err)
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", p.tracker, err)
+		}
+	}
+
+	_, err = planTrackers(tracker.NewRegistry(process.Kind), set)
+	if err == nil || !strings.HasPrefix(err.Error(), "rules b need signal events, which no tracker produces (trackers: process)") {
+		t.Errorf("missing tracker: %v", err)
+	}
+}
+
+// Every event kind of the built-in pack has a tracker in the agent.
+func TestPlanTrackersBuiltin(t *testing.T) {
+	set, err := rules.LoadFiles(rules.BuiltinName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := planTrackers(all.Registry(), set); err != nil {
+		t.Error(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a printer writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// safe prints the alerts of a program run from a watched directory and no
+// event.
+func TestSafePrintsOnlyAlerts(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	dir, err := os.MkdirTemp("", "eunomia-safe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	prog := filepath.Join(dir, "true")
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ruleFile := writeFile(t, "r.yaml", fmt.Sprintf(`rules:
+  - name: ran_watched
+    severity: high
+    kinds: [process.exec]
+    condition: filename.startsWith(%q)
+    output: "{{filename}} by {{process.pid}}"
+    tags: [T0]
+`, dir+"/"))
+
+	o := &safeOptions{format: "json", queueSize: tracker.DefaultQueueSize, rules: ruleFlags{files: []string{ruleFile}, retries: 3, queue: 10}}
+	o.trackers = bindTrackerFlags(newSafeCmd().Flags(), all.Registry())
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- o.run(ctx, all.Registry(), &stdout, &stderr) }()
+
+	// Run the program until an alert shows (the tracker may not be attached
+	// for the first runs), then once more, for a known pid.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "ran_watched") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no alert after 10s; stderr: %s", stderr.String())
+		}
+		if err := exec.Command(prog).Run(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd := exec.Command(prog, "last")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%s by %d", prog, cmd.Process.Pid)
+	for !strings.Contains(stdout.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	found := false
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if m["kind"] != "alert" || m["rule"] != "ran_watched" {
+			t.Errorf("not our alert: %s", l)
+		}
+		if m["message"] == want {
+			found = true
+			nested := m["event"].(map[string]any)
+			if nested["kind"] != "process.exec" || nested["filename"] != prog {
+				t.Errorf("nested event %v", nested)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no alert %q in\n%s", want, stdout.String())
+	}
+	if !strings.Contains(stderr.String(), fmt.Sprintf("eunomia: rule ran_watched (high): %d alerts, 0 evaluation errors", len(lines))) {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
