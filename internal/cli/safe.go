@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -182,26 +181,21 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	if err != nil {
 		return err
 	}
-	plan, err := planTrackers(reg, rr.set)
+	plan, err := rules.PlanTrackers(reg, rr.set)
 	if err != nil {
 		return err
 	}
 	names := make([]string, len(plan))
 	for i, p := range plan {
-		names[i] = p.tracker
+		names[i] = p.Tracker
 	}
 	cfgs, err := o.trackers.configs(reg, names)
 	if err != nil {
 		return err
 	}
 	for i, p := range plan {
-		for key, value := range p.options {
-			if err := tracker.SetOption(cfgs[i], key, value); err != nil {
-				return fmt.Errorf("%s: %w", p.tracker, err)
-			}
-		}
-		if err := cfgs[i].Validate(); err != nil {
-			return fmt.Errorf("%s: %w", p.tracker, err)
+		if err := p.Apply(cfgs[i]); err != nil {
+			return err
 		}
 	}
 	if err := requireRoot("eunomia safe"); err != nil {
@@ -229,13 +223,13 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	for i, p := range plan {
-		id, err := m.Start(p.tracker, cfgs[i], tracker.Env{}, chain)
+		id, err := m.Start(p.Tracker, cfgs[i], tracker.Env{}, chain)
 		if err != nil {
 			m.Close()
 			closeWithin(chain, tracker.DefaultDrainTimeout)
 			return err
 		}
-		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", p.tracker, id), "for", p.why)
+		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", p.Tracker, id), "for", p.Kinds)
 	}
 	slog.Info("watching", "rules", len(rr.set.Rules()), "kinds", rr.set.Kinds())
 
@@ -264,79 +258,4 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 type closeOnly struct{ c io.Closer }
 
 func (closeOnly) Handle(*event.Event) error { return nil }
-func (c closeOnly) Close() error           { return c.c.Close() }
-
-// eventOption is the config key that turns an optional event kind on in
-// the tracker that produces it. Kinds not listed are always on.
-var eventOption = map[event.Kind]string{
-	event.KindFilesOpen: "open",
-	event.KindTCPAccept: "accept",
-	event.KindTCPClose:  "close",
-	event.KindIPC:       "ipc",
-	event.KindSignal:    "signals",
-	event.KindTCPFlow:   "count", // count mode: a tracker of its own (it replaces tcp.connect)
-}
-
-// plannedTracker is a tracker to start for the rules, with the options
-// that make it produce the kinds they need.
-type plannedTracker struct {
-	tracker string
-	options map[string]string
-	why     []event.Kind
-}
-
-// planTrackers picks, for the event kinds the rules name, the trackers
-// that produce them and the options that turn optional kinds on (and the
-// unneeded ones off). An event kind no tracker produces is an error naming
-// the rules that need it.
-func planTrackers(reg *tracker.Registry, set *rules.Set) ([]plannedTracker, error) {
-	byTracker := map[string]*plannedTracker{}
-	var plan []*plannedTracker
-	for _, k := range set.Kinds() {
-		var kind *tracker.Kind
-		for _, tk := range reg.Kinds() {
-			if slices.Contains(tk.Events, k) {
-				kind = &tk
-				break
-			}
-		}
-		if kind == nil {
-			var need []string
-			for _, r := range set.ForKind(k) {
-				need = append(need, r.Name)
-			}
-			return nil, fmt.Errorf("rules %s need %s events, which no tracker produces (trackers: %s)",
-				strings.Join(need, ", "), k, strings.Join(reg.Names(), ", "))
-		}
-		key := kind.Name
-		if k == event.KindTCPFlow {
-			key += "/count"
-		}
-		p := byTracker[key]
-		if p == nil {
-			p = &plannedTracker{tracker: kind.Name, options: map[string]string{}}
-			cfg := kind.NewConfig()
-			// Optional kinds of this tracker start off; the needed ones
-			// are turned on below.
-			for _, ek := range kind.Events {
-				if opt, ok := eventOption[ek]; ok && tracker.HasOption(cfg, opt) {
-					p.options[opt] = "false"
-				}
-			}
-			byTracker[key] = p
-			plan = append(plan, p)
-		}
-		p.why = append(p.why, k)
-		if opt, ok := eventOption[k]; ok {
-			if !tracker.HasOption(kind.NewConfig(), opt) {
-				return nil, fmt.Errorf("tracker %s has no option %q to turn on %s events", kind.Name, opt, k)
-			}
-			p.options[opt] = "true"
-		}
-	}
-	out := make([]plannedTracker, len(plan))
-	for i, p := range plan {
-		out[i] = *p
-	}
-	return out, nil
-}
+func (c closeOnly) Close() error            { return c.c.Close() }

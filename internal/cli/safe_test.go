@@ -8,20 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/eunomia-agent/eunomia/internal/event"
-	"github.com/eunomia-agent/eunomia/internal/rules"
 	"github.com/eunomia-agent/eunomia/internal/testutil"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
-	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
-	"github.com/eunomia-agent/eunomia/internal/tracker/process"
-	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -62,68 +56,6 @@ func TestSafeRejectsBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, tc.want)
 		}
-	}
-}
-
-func compileRules(t *testing.T, yaml string) *rules.Set {
-	t.Helper()
-	s, err := rules.Compile(rules.Source{Name: "t.yaml", Data: []byte(yaml)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func ruleOn(name string, kinds ...string) string {
-	return fmt.Sprintf("  - name: %s\n    severity: low\n    kinds: [%s]\n    condition: \"true\"\n    output: x\n", name, strings.Join(kinds, ", "))
-}
-
-// The trackers safe mode starts follow from the kinds the rules name, with
-// optional kinds turned on and the others off.
-func TestPlanTrackers(t *testing.T) {
-	reg := tracker.NewRegistry(process.Kind, tcp.Kind, ipc.Kind)
-	set := compileRules(t, "rules:\n"+ruleOn("a", "process.exec")+ruleOn("b", "signal", "tcp.accept")+ruleOn("c", "tcp.flow", "tcp.connect"))
-	plan, err := planTrackers(reg, set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []plannedTracker{
-		{tracker: "process", options: map[string]string{}, why: []event.Kind{event.KindProcessExec}},
-		{tracker: "ipc", options: map[string]string{"ipc": "false", "signals": "true"}, why: []event.Kind{event.KindSignal}},
-		{tracker: "tcp", options: map[string]string{"accept": "true", "close": "false", "count": "false"}, why: []event.Kind{event.KindTCPAccept, event.KindTCPConnect}},
-		{tracker: "tcp", options: map[string]string{"accept": "false", "close": "false", "count": "true"}, why: []event.Kind{event.KindTCPFlow}},
-	}
-	if !reflect.DeepEqual(plan, want) {
-		t.Errorf("plan\n%+v\nwant\n%+v", plan, want)
-	}
-	// Every option the plan sets exists and is valid.
-	for _, p := range plan {
-		k, _ := reg.Lookup(p.tracker)
-		cfg := k.NewConfig()
-		for key, v := range p.options {
-			if err := tracker.SetOption(cfg, key, v); err != nil {
-				t.Errorf("%s: %v", p.tracker, err)
-			}
-		}
-		if err := cfg.Validate(); err != nil {
-			t.Errorf("%s: %v", p.tracker, err)
-		}
-	}
-
-	_, err = planTrackers(tracker.NewRegistry(process.Kind), set)
-	if err == nil || !strings.HasPrefix(err.Error(), "rules b need signal events, which no tracker produces (trackers: process)") {
-		t.Errorf("missing tracker: %v", err)
-	}
-}
-
-// Every event kind of the built-in pack has a tracker in the agent.
-func TestPlanTrackersBuiltin(t *testing.T) {
-	set, err := rules.LoadFiles(rules.BuiltinName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := planTrackers(all.Registry(), set); err != nil {
-		t.Error(err)
 	}
 }
 
