@@ -77,6 +77,25 @@ static __always_inline void eu_count_lost(void)
 		*n += 1;
 }
 
+/*
+ * Wakeups: 0 wakes the reader for every event. Otherwise the reader is only
+ * woken once this many bytes wait in the ring buffer, and polls on a short
+ * timer for the rest: one wakeup per event costs more than the event.
+ */
+const volatile __u32 cfg_wakeup_bytes = 0;
+
+/* Submit a reserved event, waking the reader only when it is worth it. */
+static __always_inline void eu_submit(void *e)
+{
+	__u64 flags = 0;
+
+	if (cfg_wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+				? BPF_RB_FORCE_WAKEUP
+				: BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 /* Reserve an event of a fixed size, counting the loss when the ring is full. */
 static __always_inline void *eu_reserve(__u64 size)
 {

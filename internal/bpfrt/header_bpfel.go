@@ -43,6 +43,7 @@ const (
 	headerVarCfgFilterUid    = "cfg_filter_uid"
 	headerVarCfgSelfPid      = "cfg_self_pid"
 	headerVarCfgUid          = "cfg_uid"
+	headerVarCfgWakeupBytes  = "cfg_wakeup_bytes"
 	headerVarUnusedHeader    = "unused_header"
 )
 
@@ -111,6 +112,7 @@ type headerVariableSpecs struct {
 	CfgFilterUid    *ebpf.VariableSpec `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedHeader    *ebpf.VariableSpec `ebpf:"unused_header"`
 }
 
@@ -160,6 +162,7 @@ type headerVariables struct {
 	CfgFilterUid    *ebpf.Variable `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedHeader    *ebpf.Variable `ebpf:"unused_header"`
 }
 

@@ -27,6 +27,12 @@ import (
 // another: room for about a thousand of the largest (exec) events.
 const DefaultRingSize = 2 << 20
 
+// PollInterval is how long an event may wait in the ring buffer before the
+// reader looks, when wakeups are batched: the kernel wakes the reader only
+// once a sixteenth of the ring is full (see eu_submit in bpf/eunomia.h), the
+// reader polls on this timer for the rest.
+const PollInterval = 20 * time.Millisecond
+
 // btfCache keeps the decoded kernel BTF for every load: decoding it takes
 // about 20 ms, more than loading a tracker's programs.
 var btfCache = btf.NewCache()
@@ -56,6 +62,9 @@ type LoadOptions struct {
 	// RingSize is the ring buffer size in bytes (a power of two); 0 means
 	// DefaultRingSize.
 	RingSize uint32
+	// WakeEveryEvent wakes the reader for every event instead of batching
+	// (lower latency, much higher cost per event).
+	WakeEveryEvent bool
 }
 
 // Load applies the filters and constants to spec and loads it into the
@@ -65,7 +74,16 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Probe, error) {
 		return nil, err
 	}
 	f := opts.Filter
+	size := opts.RingSize
+	if size == 0 {
+		size = DefaultRingSize
+	}
+	wakeup := size / 16
+	if opts.WakeEveryEvent {
+		wakeup = 0
+	}
 	consts := map[string]any{
+		"cfg_wakeup_bytes":  wakeup,
 		"cfg_self_pid":      opts.Env.SelfPid,
 		"cfg_filter_pid":    f.Pid != 0,
 		"cfg_filter_uid":    f.Uid != nil,
@@ -93,10 +111,6 @@ func Load(spec *ebpf.CollectionSpec, opts LoadOptions) (*Probe, error) {
 		}
 	}
 	if m, ok := spec.Maps["events"]; ok {
-		size := opts.RingSize
-		if size == 0 {
-			size = DefaultRingSize
-		}
 		m.MaxEntries = size
 	}
 
@@ -187,8 +201,14 @@ func (p *Probe) ReadRing(decode Decoder, emit func(*event.Event), onBad func(err
 	go func() {
 		defer p.wg.Done()
 		var rec ringbuf.Record
+		rd.SetDeadline(time.Now().Add(PollInterval))
 		for {
 			if err := rd.ReadInto(&rec); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					// Everything pending was read: poll again later.
+					rd.SetDeadline(time.Now().Add(PollInterval))
+					continue
+				}
 				// Closed, or flushed at Close after the last record.
 				return
 			}

@@ -12,14 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
 type runOptions struct {
-	format    string
-	output    string
+	pipeline  *pipelineFlags
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
@@ -46,8 +44,7 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "fmt", "json", "output format: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "write events to this file instead of stdout")
+	o.pipeline = bindPipelineFlags(f)
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
@@ -66,9 +63,8 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return err
 	}
-	format, err := handler.FormatByName(o.format)
-	if err != nil {
-		return fmt.Errorf("--fmt: %w", err)
+	if err := o.pipeline.check(); err != nil {
+		return err
 	}
 	rr, err := o.rules.load(false)
 	if err != nil {
@@ -78,20 +74,15 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		return err
 	}
 
-	var out io.Writer = struct{ io.Writer }{os.Stdout} // never close stdout
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		out = f
-	}
-	chain := handler.Chain{handler.NewPrinter(format, out)}
-	if chain, err = rr.wrap(chain); err != nil {
+	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	pl, err := o.pipeline.build(m, os.Stdout, stderr)
+	if err != nil {
 		return err
 	}
-
-	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	chain, err := rr.wrap(pl)
+	if err != nil {
+		return err
+	}
 	for i, kind := range kinds {
 		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
 		if err != nil {
@@ -124,7 +115,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 
 // closeWithin closes the chain (flushing sinks) but gives up after d: an
 // output that blocks (a full pipe nobody reads) must not hang the agent.
-func closeWithin(chain handler.Chain, d time.Duration) error {
+func closeWithin(chain io.Closer, d time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- chain.Close() }()
 	select {

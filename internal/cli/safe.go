@@ -2,12 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
@@ -93,20 +93,54 @@ func (rr *ruleRun) handler(alerts handler.Handler) (*rules.Handler, error) {
 	return rr.h, nil
 }
 
-// wrap appends the rules handler to chain; its alerts go through the
-// handlers already in the chain (printers, sinks, exporter), after the
-// event that raised them. A nil ruleRun leaves the chain as it is.
-func (rr *ruleRun) wrap(chain handler.Chain) (handler.Chain, error) {
+// handlerCloser is a chain with sinks to close: the pipeline.
+type handlerCloser interface {
+	handler.Handler
+	io.Closer
+}
+
+// wrap adds the rules handler after pl: the events go to pl, then to the
+// rules, whose alerts go to pl too (printed after the event that raised
+// them, counted by the exporter). A nil ruleRun returns pl as it is.
+func (rr *ruleRun) wrap(pl handlerCloser) (handlerCloser, error) {
 	if rr == nil {
-		return chain, nil
+		return pl, nil
 	}
-	h, err := rr.handler(slices.Clone(chain))
+	h, err := rr.handler(pl)
 	if err != nil {
-		chain.Close()
+		pl.Close()
 		return nil, err
 	}
-	return append(chain, h), nil
+	return eventsAndRules{pl, h}, nil
 }
+
+// eventsAndRules hands each event to the pipeline, then to the rules, even
+// when an output failed: a full disk must not blind the rules.
+type eventsAndRules struct {
+	pl    handlerCloser
+	rules *rules.Handler
+}
+
+func (c eventsAndRules) Handle(ev *event.Event) error {
+	err := c.pl.Handle(ev)
+	if rerr := c.rules.Handle(ev); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// Close flushes the webhook, then the pipeline.
+func (c eventsAndRules) Close() error { return errors.Join(c.rules.Close(), c.pl.Close()) }
+
+// alertsOnly hands events to the rules only; their alerts go to the
+// pipeline (safe mode).
+type alertsOnly struct {
+	pl    handlerCloser
+	rules *rules.Handler
+}
+
+func (c alertsOnly) Handle(ev *event.Event) error { return c.rules.Handle(ev) }
+func (c alertsOnly) Close() error                 { return errors.Join(c.rules.Close(), c.pl.Close()) }
 
 // report writes the alert counters and the webhook's to w.
 func (rr *ruleRun) report(w io.Writer) {
@@ -129,8 +163,7 @@ func (rr *ruleRun) report(w io.Writer) {
 }
 
 type safeOptions struct {
-	format    string
-	output    string
+	pipeline  *pipelineFlags
 	duration  time.Duration
 	queueSize int
 	rules     ruleFlags
@@ -157,8 +190,7 @@ func newSafeCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.format, "fmt", "json", "output format of alerts: json, text or csv")
-	f.StringVarP(&o.output, "output", "o", "", "write alerts to this file instead of stdout")
+	o.pipeline = bindPipelineFlags(f)
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.rules.bind(f, "rule file to load instead of the built-in pack")
@@ -173,9 +205,8 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	if o.queueSize < 1 {
 		return fmt.Errorf("--queue-size: %d, want at least 1", o.queueSize)
 	}
-	format, err := handler.FormatByName(o.format)
-	if err != nil {
-		return fmt.Errorf("--fmt: %w", err)
+	if err := o.pipeline.check(); err != nil {
+		return err
 	}
 	rr, err := o.rules.load(true)
 	if err != nil {
@@ -202,26 +233,17 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 		return err
 	}
 
-	out := struct{ io.Writer }{stdout} // never close stdout
-	var sink io.Writer = out
-	if o.output != "" {
-		f, err := os.OpenFile(o.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-		if err != nil {
-			return fmt.Errorf("--output: %w", err)
-		}
-		sink = f
-	}
-	printer := handler.NewPrinter(format, sink)
-	h, err := rr.handler(printer)
+	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	pl, err := o.pipeline.build(m, stdout, stderr)
 	if err != nil {
-		printer.Close()
 		return err
 	}
-	// The printer comes last so that closing the chain flushes the
-	// webhook's alerts first, then the printed ones.
-	chain := handler.Chain{h, closeOnly{printer}}
-
-	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
+	h, err := rr.handler(pl)
+	if err != nil {
+		pl.Close()
+		return err
+	}
+	chain := alertsOnly{pl, h}
 	for i, p := range plan {
 		id, err := m.Start(p.Tracker, cfgs[i], tracker.Env{}, chain)
 		if err != nil {
@@ -252,10 +274,3 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	}
 	return cerr
 }
-
-// closeOnly puts a handler in a chain for Close only: the rules handler
-// already hands it the alerts, and the events themselves are not printed.
-type closeOnly struct{ c io.Closer }
-
-func (closeOnly) Handle(*event.Event) error { return nil }
-func (c closeOnly) Close() error            { return c.c.Close() }

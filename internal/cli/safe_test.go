@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/eunomia-agent/eunomia/internal/testutil"
-	"github.com/eunomia-agent/eunomia/internal/tracker"
-	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
 
 func writeFile(t *testing.T, name, content string) string {
@@ -103,12 +101,14 @@ func TestSafePrintsOnlyAlerts(t *testing.T) {
     tags: [T0]
 `, dir+"/"))
 
-	o := &safeOptions{format: "json", queueSize: tracker.DefaultQueueSize, rules: ruleFlags{files: []string{ruleFile}, retries: 3, queue: 10}}
-	o.trackers = bindTrackerFlags(newSafeCmd().Flags(), all.Registry())
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
+	root := NewRoot()
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"safe", "--rules", ruleFile})
 	done := make(chan error, 1)
-	go func() { done <- o.run(ctx, all.Registry(), &stdout, &stderr) }()
+	go func() { done <- root.ExecuteContext(ctx) }()
 
 	// Run the program until an alert shows (the tracker may not be attached
 	// for the first runs), then once more, for a known pid.

@@ -22,6 +22,7 @@ const (
 	KindIPC         Kind = "ipc"
 	KindSignal      Kind = "signal"
 	KindAlert       Kind = "alert"
+	KindAggregate   Kind = "aggregate"
 )
 
 // Process is the task an event belongs to.

@@ -486,7 +486,7 @@ int BPF_PROG(handle_exit, struct pt_regs *regs, long ret)
 	e->_pad = 0;
 	e->name[0] = 0;
 	fill_details(e, ret);
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 	return 0;
 }
 
@@ -527,6 +527,6 @@ int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_st
 	e->group = group;
 	e->_pad = 0;
 	BPF_CORE_READ_STR_INTO(&e->target_comm, task, comm);
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 	return 0;
 }

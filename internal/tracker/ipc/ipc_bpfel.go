@@ -157,6 +157,7 @@ const (
 	ipcVarCfgSignalMask   = "cfg_signal_mask"
 	ipcVarCfgTargetPid    = "cfg_target_pid"
 	ipcVarCfgUid          = "cfg_uid"
+	ipcVarCfgWakeupBytes  = "cfg_wakeup_bytes"
 	ipcVarUnusedClass     = "unused_class"
 	ipcVarUnusedHas       = "unused_has"
 	ipcVarUnusedIpc       = "unused_ipc"
@@ -239,6 +240,7 @@ type ipcVariableSpecs struct {
 	CfgSignalMask   *ebpf.VariableSpec `ebpf:"cfg_signal_mask"`
 	CfgTargetPid    *ebpf.VariableSpec `ebpf:"cfg_target_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedClass     *ebpf.VariableSpec `ebpf:"unused_class"`
 	UnusedHas       *ebpf.VariableSpec `ebpf:"unused_has"`
 	UnusedIpc       *ebpf.VariableSpec `ebpf:"unused_ipc"`
@@ -303,6 +305,7 @@ type ipcVariables struct {
 	CfgSignalMask   *ebpf.Variable `ebpf:"cfg_signal_mask"`
 	CfgTargetPid    *ebpf.Variable `ebpf:"cfg_target_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedClass     *ebpf.Variable `ebpf:"unused_class"`
 	UnusedHas       *ebpf.Variable `ebpf:"unused_has"`
 	UnusedIpc       *ebpf.Variable `ebpf:"unused_ipc"`

@@ -80,7 +80,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	if (len > 0 && bpf_probe_read_user(e->args, len, (void *)start) == 0)
 		e->args_size = len;
 
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 	return 0;
 }
 
@@ -118,7 +118,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	e->signal = code & 0x7f;
 	e->_pad = 0;
 	e->duration_ns = duration;
-	bpf_ringbuf_submit(e, 0);
+	eu_submit(e);
 	return 0;
 }
 

@@ -69,6 +69,7 @@ const (
 	processVarCfgMinDurationNs  = "cfg_min_duration_ns"
 	processVarCfgSelfPid        = "cfg_self_pid"
 	processVarCfgUid            = "cfg_uid"
+	processVarCfgWakeupBytes    = "cfg_wakeup_bytes"
 	processVarUnusedExec        = "unused_exec"
 	processVarUnusedExit        = "unused_exit"
 )
@@ -143,6 +144,7 @@ type processVariableSpecs struct {
 	CfgMinDurationNs  *ebpf.VariableSpec `ebpf:"cfg_min_duration_ns"`
 	CfgSelfPid        *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid            *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes    *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedExec        *ebpf.VariableSpec `ebpf:"unused_exec"`
 	UnusedExit        *ebpf.VariableSpec `ebpf:"unused_exit"`
 }
@@ -195,6 +197,7 @@ type processVariables struct {
 	CfgMinDurationNs  *ebpf.Variable `ebpf:"cfg_min_duration_ns"`
 	CfgSelfPid        *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid            *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes    *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedExec        *ebpf.Variable `ebpf:"unused_exec"`
 	UnusedExit        *ebpf.Variable `ebpf:"unused_exit"`
 }

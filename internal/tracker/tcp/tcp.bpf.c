@@ -300,7 +300,7 @@ static __always_inline void on_connect_done(const struct sock *sk, int newstate)
 			e->error = err;
 			e->result = err == ECONNREFUSED ? RESULT_REFUSED : RESULT_FAILED;
 		}
-		bpf_ringbuf_submit(e, 0);
+		eu_submit(e);
 	}
 	if (!c->established)
 		bpf_map_delete_elem(&conns, &key);
@@ -350,7 +350,7 @@ static __always_inline void on_accept(const struct sock *sk)
 	e = new_event(&c, EVENT_ACCEPT, now);
 	if (e) {
 		e->conn = c.conn;
-		bpf_ringbuf_submit(e, 0);
+		eu_submit(e);
 	}
 	if (cfg_close && bpf_map_update_elem(&conns, &key, &c, BPF_ANY))
 		eu_count_lost();
@@ -383,7 +383,7 @@ static __always_inline void on_close(const struct sock *sk)
 			if (rx && (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 				rx--;
 			e->rx_bytes = rx;
-			bpf_ringbuf_submit(e, 0);
+			eu_submit(e);
 		}
 	}
 	bpf_map_delete_elem(&conns, &key);

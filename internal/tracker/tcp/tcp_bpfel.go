@@ -110,6 +110,7 @@ const (
 	tcpVarCfgFilterUid    = "cfg_filter_uid"
 	tcpVarCfgSelfPid      = "cfg_self_pid"
 	tcpVarCfgUid          = "cfg_uid"
+	tcpVarCfgWakeupBytes  = "cfg_wakeup_bytes"
 	tcpVarUnusedEvent     = "unused_event"
 	tcpVarUnusedFlowKey   = "unused_flow_key"
 )
@@ -188,6 +189,7 @@ type tcpVariableSpecs struct {
 	CfgFilterUid    *ebpf.VariableSpec `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.VariableSpec `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.VariableSpec `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedFlowKey   *ebpf.VariableSpec `ebpf:"unused_flow_key"`
 }
@@ -250,6 +252,7 @@ type tcpVariables struct {
 	CfgFilterUid    *ebpf.Variable `ebpf:"cfg_filter_uid"`
 	CfgSelfPid      *ebpf.Variable `ebpf:"cfg_self_pid"`
 	CfgUid          *ebpf.Variable `ebpf:"cfg_uid"`
+	CfgWakeupBytes  *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	UnusedFlowKey   *ebpf.Variable `ebpf:"unused_flow_key"`
 }
