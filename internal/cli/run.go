@@ -22,6 +22,7 @@ type runOptions struct {
 	queueSize int
 	trackers  *trackerFlags
 	rules     ruleFlags
+	container *containerOptions
 }
 
 func newRunCmd() *cobra.Command {
@@ -35,7 +36,8 @@ func newRunCmd() *cobra.Command {
 			"Filter flags apply to every named tracker that has them; a flag that\n" +
 			"applies to none of them is an error.",
 		Example: "  eunomia run process\n" +
-			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt",
+			"  eunomia run process --fmt text --pid 1234 --min-duration 10ms --duration 30s --output events.txt\n" +
+			"  eunomia run process --container web",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -49,6 +51,7 @@ func newRunCmd() *cobra.Command {
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
 	o.rules.bind(f, "also evaluate the rules of this file and print their alerts with the events")
+	o.container = bindContainerFlags(f)
 	return cmd
 }
 
@@ -73,6 +76,11 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
+	cs, err := o.container.setup(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	pl, err := o.pipeline.build(m, os.Stdout, stderr)
@@ -84,7 +92,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		return err
 	}
 	for i, kind := range kinds {
-		id, err := m.Start(kind, cfgs[i], tracker.Env{}, chain)
+		id, err := m.Start(kind, cfgs[i], cs.env(), cs.chain(chain))
 		if err != nil {
 			m.Close()
 			closeWithin(chain, tracker.DefaultDrainTimeout)

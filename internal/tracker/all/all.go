@@ -3,6 +3,7 @@ package all
 
 import (
 	"github.com/eunomia-agent/eunomia/internal/tracker"
+	"github.com/eunomia-agent/eunomia/internal/tracker/files"
 	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
 	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
@@ -11,6 +12,7 @@ import (
 // Registry returns a registry of every tracker kind.
 func Registry() *tracker.Registry {
 	return tracker.NewRegistry(
+		files.Kind,
 		ipc.Kind,
 		process.Kind,
 		tcp.Kind,
