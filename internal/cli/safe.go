@@ -168,6 +168,7 @@ type safeOptions struct {
 	queueSize int
 	rules     ruleFlags
 	trackers  *trackerFlags
+	container *containerOptions
 }
 
 func newSafeCmd() *cobra.Command {
@@ -195,6 +196,7 @@ func newSafeCmd() *cobra.Command {
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.rules.bind(f, "rule file to load instead of the built-in pack")
 	o.trackers = bindTrackerFlags(f, reg)
+	o.container = bindContainerFlags(f)
 	return cmd
 }
 
@@ -232,6 +234,11 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	if err := requireRoot("eunomia safe"); err != nil {
 		return err
 	}
+	cs, err := o.container.setup(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	defer cs.Close()
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
 	pl, err := o.pipeline.build(m, stdout, stderr)
@@ -245,7 +252,7 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	}
 	chain := alertsOnly{pl, h}
 	for i, p := range plan {
-		id, err := m.Start(p.Tracker, cfgs[i], tracker.Env{}, chain)
+		id, err := m.Start(p.Tracker, cfgs[i], cs.env(), cs.chain(chain))
 		if err != nil {
 			m.Close()
 			closeWithin(chain, tracker.DefaultDrainTimeout)

@@ -17,6 +17,7 @@ package rules
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -35,9 +36,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/eunomia-agent/eunomia/internal/container"
 	"github.com/eunomia-agent/eunomia/internal/event"
 	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/testutil"
+	"github.com/eunomia-agent/eunomia/internal/testutil/dockerd"
 	"github.com/eunomia-agent/eunomia/internal/tracker"
 	"github.com/eunomia-agent/eunomia/internal/tracker/all"
 )
@@ -275,13 +278,21 @@ type packRun struct {
 	h      *Handler
 	alerts *testutil.Collector
 	events *testutil.Collector
-	cg     uint64
+	ours   func(*event.Event) bool // the test's processes
 	closed bool
 }
 
 // startPack starts every tracker the built-in pack needs, with the options
 // safe mode would use, restricted in the kernel to cgroup cg.
 func startPack(t *testing.T, cg *cgroup) *packRun {
+	t.Helper()
+	return startPackIn(t, []uint64{cg.id}, nil, func(ev *event.Event) bool { return ev.Process.CgroupID == cg.id })
+}
+
+// startPackIn starts the pack's trackers on the cgroups ids, with front
+// (the container enrichment, or nil) before the rules; ours selects the
+// alerts the test counts.
+func startPackIn(t *testing.T, ids []uint64, front handler.Handler, ours func(*event.Event) bool) *packRun {
 	t.Helper()
 	testutil.RequirePrivileged(t)
 	set := mustCompile(t, Builtin())
@@ -294,16 +305,23 @@ func startPack(t *testing.T, cg *cgroup) *packRun {
 		m:      tracker.NewManager(reg),
 		alerts: testutil.NewCollector(),
 		events: testutil.NewCollector(),
-		cg:     cg.id,
+		ours:   ours,
 	}
 	p.h = NewHandler(set, p.alerts)
 	// Events are kept too (they are few: one cgroup), to show what the
 	// trackers saw when a count is wrong.
 	chain := handler.Chain{p.events, p.h}
+	if front != nil {
+		chain = append(handler.Chain{front}, chain...)
+	}
+	cgs := make([]string, len(ids))
+	for i, id := range ids {
+		cgs[i] = strconv.FormatUint(id, 10)
+	}
 	for _, pl := range plan {
 		k, _ := reg.Lookup(pl.Tracker)
 		cfg := k.NewConfig()
-		if err := tracker.SetOption(cfg, "cgroup", strconv.FormatUint(cg.id, 10)); err != nil {
+		if err := tracker.SetOption(cfg, "cgroup", strings.Join(cgs, ",")); err != nil {
 			t.Fatal(err)
 		}
 		if err := pl.Apply(cfg); err != nil {
@@ -341,14 +359,12 @@ func (p *packRun) stop(t *testing.T) {
 	}
 }
 
-// ours returns the alerts raised for processes of the test's cgroup.
-func (p *packRun) ours() []*event.Event {
-	return p.alerts.Matching(func(ev *event.Event) bool { return ev.Process.CgroupID == p.cg })
-}
+// ourAlerts returns the alerts raised for the test's processes.
+func (p *packRun) ourAlerts() []*event.Event { return p.alerts.Matching(p.ours) }
 
 func (p *packRun) describe() string {
 	var b strings.Builder
-	for _, a := range p.ours() {
+	for _, a := range p.alerts.Events() {
 		fmt.Fprintf(&b, "  alert %s\n", handler.AppendEventJSON(nil, a))
 	}
 	fmt.Fprintf(&b, "  (%d events seen in the cgroup)\n", len(p.events.Events()))
@@ -360,11 +376,27 @@ func (p *packRun) describe() string {
 func (p *packRun) expectOne(t *testing.T, rule string) *event.Alert {
 	t.Helper()
 	p.stop(t)
-	got := p.ours()
+	got := p.ourAlerts()
 	if len(got) != 1 || got[0].Payload.(*event.Alert).Rule != rule {
 		t.Fatalf("want exactly one alert of %s, got %d:\n%s", rule, len(got), p.describe())
 	}
 	return got[0].Payload.(*event.Alert)
+}
+
+// expectOneOf is expectOne counting only the alerts of rule.
+func (p *packRun) expectOneOf(t *testing.T, rule string) *event.Alert {
+	t.Helper()
+	p.stop(t)
+	var got []*event.Alert
+	for _, ev := range p.ourAlerts() {
+		if a := ev.Payload.(*event.Alert); a.Rule == rule {
+			got = append(got, a)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("want exactly one alert of %s, got %d:\n%s", rule, len(got), p.describe())
+	}
+	return got[0]
 }
 
 func TestPackBPFSyscall(t *testing.T) {
@@ -549,7 +581,7 @@ cat notes.txt count.txt | wc -l
 	fetch := cg.command(curl, "-sS", "-o", "/dev/null", "http://"+ln.Addr().String()+"/")
 	run(t, fetch)
 	p.stop(t)
-	if got := p.ours(); len(got) != 0 {
+	if got := p.ourAlerts(); len(got) != 0 {
 		t.Errorf("the benign workload raised %d alerts:\n%s", len(got), p.describe())
 	}
 	// The trackers did see the workload: the count of none means something.
@@ -563,4 +595,39 @@ cat notes.txt count.txt | wc -l
 		}
 	}
 	t.Logf("benign workload: %v events, no alert", seen)
+}
+
+// A shell started in a running container (docker exec), on a private
+// Docker engine, with events tagged by the container manager.
+func TestPackShellInContainer(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	d := dockerd.Start(t)
+	id := d.RunDetached(t, "shelltest", "sleep", "3600")
+	rt, err := container.NewDocker(d.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := container.NewManager(container.Options{Runtimes: []container.Runtime{rt}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := mgr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	ids, _, err := mgr.CgroupIDs(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPackIn(t, ids, handler.Func(mgr.Handle), func(ev *event.Event) bool { return ev.Container.ID == id })
+	d.Docker(t, "exec", "shelltest", "sh", "-c", "exit 0")
+	a := p.expectOneOf(t, "shell_in_container")
+	if a.Event.Container.Name != "shelltest" || a.Event.Container.Image != d.Image || a.Event.Process.Comm != "sh" {
+		t.Errorf("alert for %+v comm %s", a.Event.Container, a.Event.Process.Comm)
+	}
+	if want := "shell /bin/sh started in container shelltest (" + d.Image + "): sh -c exit 0"; a.Message != want {
+		t.Errorf("message %q, want %q", a.Message, want)
+	}
+	for _, ev := range p.ourAlerts() {
+		t.Logf("alert in the container: %s", ev.Payload.(*event.Alert).Message)
+	}
 }
