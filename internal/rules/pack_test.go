@@ -383,22 +383,6 @@ func (p *packRun) expectOne(t *testing.T, rule string) *event.Alert {
 	return got[0].Payload.(*event.Alert)
 }
 
-// expectOneOf is expectOne counting only the alerts of rule.
-func (p *packRun) expectOneOf(t *testing.T, rule string) *event.Alert {
-	t.Helper()
-	p.stop(t)
-	var got []*event.Alert
-	for _, ev := range p.ourAlerts() {
-		if a := ev.Payload.(*event.Alert); a.Rule == rule {
-			got = append(got, a)
-		}
-	}
-	if len(got) != 1 {
-		t.Fatalf("want exactly one alert of %s, got %d:\n%s", rule, len(got), p.describe())
-	}
-	return got[0]
-}
-
 func TestPackBPFSyscall(t *testing.T) {
 	cg := newCgroup(t)
 	p := startPack(t, cg)
@@ -620,14 +604,13 @@ func TestPackShellInContainer(t *testing.T) {
 	}
 	p := startPackIn(t, ids, handler.Func(mgr.Handle), func(ev *event.Event) bool { return ev.Container.ID == id })
 	d.Docker(t, "exec", "shelltest", "sh", "-c", "exit 0")
-	a := p.expectOneOf(t, "shell_in_container")
+	// runc's init changes uid and gid in the container: runtime_inits
+	// keeps that from raising setuid_setgid.
+	a := p.expectOne(t, "shell_in_container")
 	if a.Event.Container.Name != "shelltest" || a.Event.Container.Image != d.Image || a.Event.Process.Comm != "sh" {
 		t.Errorf("alert for %+v comm %s", a.Event.Container, a.Event.Process.Comm)
 	}
 	if want := "shell /bin/sh started in container shelltest (" + d.Image + "): sh -c exit 0"; a.Message != want {
 		t.Errorf("message %q, want %q", a.Message, want)
-	}
-	for _, ev := range p.ourAlerts() {
-		t.Logf("alert in the container: %s", ev.Payload.(*event.Alert).Message)
 	}
 }

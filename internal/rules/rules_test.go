@@ -167,6 +167,7 @@ func TestBuiltinRules(t *testing.T) {
 		{"setuid", sys("su", "setuid", "first"), "setuid_setgid", "setuid() called by su (pid 4242, uid 1000, container host)"},
 		{"setresgid", sys("su", "setresgid", "first"), "setuid_setgid", "setresgid() called by su (pid 4242, uid 1000, container host)"},
 		{"getuid", sys("su", "getuid", "first"), "", ""},
+		{"setgid by runc", sys("runc:[2:INIT]", "setgid", "first"), "", ""},
 		{"finit_module", sys("modprobe", "finit_module", "first"), "kernel_module_load", "finit_module() called by modprobe (pid 4242, uid 1000, container host)"},
 		{"init_module", sys("insmod", "init_module", "first"), "kernel_module_load", "init_module() called by insmod (pid 4242, uid 1000, container host)"},
 		{"delete_module", sys("rmmod", "delete_module", "first"), "", ""},
