@@ -43,6 +43,7 @@ func NewRoot() *cobra.Command {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newRunCmd())
 	root.AddCommand(newSafeCmd())
+	root.AddCommand(newSeccompCmd())
 	return root
 }
 
