@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,8 +149,8 @@ func (o *seccompOptions) run(ctx context.Context, reg *tracker.Registry, stdout,
 		case <-t.C:
 			if w != nil {
 				ended = w.poll(ctx)
-			} else if _, err := os.Stat("/proc/" + strconv.FormatUint(uint64(o.pid), 10)); err != nil {
-				ended = true
+			} else {
+				ended = processGone(o.pid)
 			}
 		}
 	}
@@ -187,6 +188,22 @@ func (o *seccompOptions) run(ctx context.Context, reg *tracker.Registry, stdout,
 	fmt.Fprintf(stderr, "eunomia: seccomp: %d system calls of %s allowed (architectures %v), written to %s\n",
 		len(p.Allowed()), what, p.Architectures, o.output)
 	return nil
+}
+
+// processGone reports whether pid has exited (a zombie has: it makes no
+// more system calls).
+func processGone(pid uint32) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/stat")
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	state := stat[i+2]
+	return state == 'Z' || state == 'X'
 }
 
 func writeOutput(path string, stdout io.Writer, data []byte) error {
