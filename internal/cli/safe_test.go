@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +60,16 @@ func TestSafeRejectsBadInput(t *testing.T) {
 	}
 }
 
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // syncBuffer is a bytes.Buffer safe for a printer writing while the test reads.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -106,7 +119,13 @@ func TestSafePrintsOnlyAlerts(t *testing.T) {
 	root := NewRoot()
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
-	root.SetArgs([]string{"safe", "--rules", ruleFile})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := ln.Addr().String()
+	ln.Close()
+	root.SetArgs([]string{"safe", "--rules", ruleFile, "--prometheus", promAddr})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 
@@ -130,6 +149,17 @@ func TestSafePrintsOnlyAlerts(t *testing.T) {
 	want := fmt.Sprintf("%s by %d", prog, cmd.Process.Pid)
 	for !strings.Contains(stdout.String(), want) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The alerts went through the exporter too.
+	resp, err := http.Get("http://" + promAddr + "/metrics")
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `eunomia_alerts_total{rule="ran_watched",severity="high"} `) {
+		t.Errorf("/metrics has no eunomia_alerts_total for the rule:\n%s", grepLines(string(metrics), "alert"))
 	}
 	cancel()
 	if err := <-done; err != nil {
