@@ -46,7 +46,27 @@ func BenchmarkNoMatchExec(b *testing.B) {
 
 // A connect to an allowed port.
 func BenchmarkNoMatchConnect(b *testing.B) {
-	benchHandle(b, ev(event.KindTCPConnect, "curl", fields("saddr", "10.0.0.1", "daddr", "10.0.0.2", "sport", uint64(40000), "dport", uint64(443), "family", "ipv4", "result", "established", "latency_ns", uint64(1000))), false)
+	benchHandle(b, ev(event.KindTCPConnect, "curl", &event.TCPConnect{
+		TCPConn: event.TCPConn{Saddr: "10.0.0.1", Daddr: "10.0.0.2", Sport: 40000, Dport: 443, Family: event.FamilyIPv4},
+		Result:  event.TCPEstablished, LatencyNs: 1000,
+	}), false)
+}
+
+// A read-only open (files.open is the busiest kind the pack reads).
+func BenchmarkNoMatchFilesOpen(b *testing.B) {
+	benchHandle(b, ev(event.KindFilesOpen, "cc1", &event.FilesOpen{
+		Path: "/usr/include/stdio.h", Dfd: -100, Flags: 0o2000000, FlagsText: "O_RDONLY|O_CLOEXEC",
+		Result: 3, Inode: 1234, Dev: 2049, FileType: event.FileRegular,
+	}), false)
+}
+
+// A read-only open of a file under /etc: the first test of the condition
+// passes.
+func BenchmarkNoMatchFilesOpenEtc(b *testing.B) {
+	benchHandle(b, ev(event.KindFilesOpen, "ls", &event.FilesOpen{
+		Path: "/etc/ld.so.cache", Dfd: -100, Flags: 0o2000000, FlagsText: "O_RDONLY|O_CLOEXEC",
+		Result: 3, Inode: 1234, Dev: 2049, FileType: event.FileRegular,
+	}), false)
 }
 
 // An event of a kind no rule names: one map lookup.
@@ -57,6 +77,13 @@ func BenchmarkNoRuleForKind(b *testing.B) {
 // A matching event: the alert is built, its message formatted, and handed on.
 func BenchmarkMatchExecFromTmp(b *testing.B) {
 	benchHandle(b, ev(event.KindProcessExec, "x", &event.ProcessExec{Filename: "/tmp/x", Args: []string{"/tmp/x", "-v"}}), true)
+}
+
+func BenchmarkMatchWriteEtc(b *testing.B) {
+	benchHandle(b, ev(event.KindFilesOpen, "sh", &event.FilesOpen{
+		Path: "/etc/passwd", Dfd: -100, Flags: 0o1101, FlagsText: "O_WRONLY|O_CREAT|O_TRUNC",
+		Result: 3, Inode: 1234, Dev: 2049, FileType: event.FileRegular,
+	}), true)
 }
 
 func BenchmarkMatchSetuid(b *testing.B) {
