@@ -43,6 +43,8 @@ func TestSchemaMatchesPayloads(t *testing.T) {
 		event.KindTCPFlow:     &event.TCPFlow{},
 		event.KindIPC:         &event.IPC{Has: ^event.IPCField(0), Name: "q", Cmd: "IPC_RMID", Flags: "IPC_CREAT", Error: "ENOENT"},
 		event.KindSignal:      &event.Signal{},
+		event.KindFilesIO:     &event.FilesIO{},
+		event.KindFilesOpen:   &event.FilesOpen{},
 	}
 	for kind, fs := range payloadFields {
 		p, ok := payloads[kind]
