@@ -458,3 +458,40 @@ func TestReadSources(t *testing.T) {
 		t.Errorf("builtin: %v, %d rules", err, len(s.Rules()))
 	}
 }
+
+// Several trackers feed one handler from their own goroutines.
+func TestHandlerConcurrent(t *testing.T) {
+	out := &collect{}
+	h := NewHandler(mustCompile(t, Builtin()), out)
+	const perG = 500
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perG; i++ {
+				var e *event.Event
+				if i%2 == 0 {
+					e = ev(event.KindProcessExec, "x", &event.ProcessExec{Filename: "/tmp/x", Args: []string{"/tmp/x", strings.Repeat("a", g)}})
+				} else {
+					e = ev(event.KindProcessExec, "ls", &event.ProcessExec{Filename: "/bin/ls"})
+				}
+				if err := h.Handle(e); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	got := out.alerts()
+	if len(got) != 4*perG/2 {
+		t.Fatalf("%d alerts, want %d", len(got), 4*perG/2)
+	}
+	for _, a := range got {
+		args := a.Event.Payload.(*event.ProcessExec).Args
+		if want := "/tmp/x run by uid 1000 (pid 4242, parent 1, container host): " + strings.Join(args, " "); a.Message != want {
+			t.Fatalf("message %q, want %q", a.Message, want)
+		}
+	}
+}
