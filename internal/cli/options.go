@@ -23,8 +23,12 @@ func bindTrackerFlags(fs *pflag.FlagSet, reg *tracker.Registry) *trackerFlags {
 	tf := &trackerFlags{fs: fs, keys: map[string]string{}}
 	for _, k := range reg.Kinds() {
 		for _, o := range tracker.Options(k.NewConfig()) {
+			if _, shared := tf.keys[o.Flag]; shared {
+				continue // the same key of another kind: one flag serves both
+			}
 			if fs.Lookup(o.Flag) != nil {
-				continue
+				// A command flag of the same name would hide the config key.
+				panic(fmt.Sprintf("tracker %s: config key %q collides with the command's flag --%s", k.Name, o.Key, o.Flag))
 			}
 			help := o.Help
 			if o.Type == "list" {

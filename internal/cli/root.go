@@ -44,6 +44,10 @@ func NewRoot() *cobra.Command {
 	root.AddCommand(newRunCmd())
 	root.AddCommand(newSafeCmd())
 	root.AddCommand(newSeccompCmd())
+	root.AddCommand(newServerCmd())
+	root.AddCommand(newStartCmd())
+	root.AddCommand(newStopCmd())
+	root.AddCommand(newListCmd())
 	return root
 }
 

@@ -37,3 +37,14 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// Every command builds (a tracker config key that collides with a command
+// flag panics here rather than being silently unsettable).
+func TestCommandsBuild(t *testing.T) {
+	root := NewRoot()
+	for _, c := range root.Commands() {
+		if c.Name() == "" {
+			t.Error("command without a name")
+		}
+	}
+}
