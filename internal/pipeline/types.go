@@ -36,6 +36,7 @@ func handlerTypes() []HandlerType {
 		newType("aggregate", "count events by a key over a window; pass each window's top groups, as aggregate events, to its own handlers", aggregateDefaults, aggregateHandler),
 		newType("fanout", "give every event to each of its handlers, even when one fails (several sinks)", nil, fanoutHandler),
 		newType("containers", "tag events with their container (id, name, image, pod, namespace)", nil, containersHandler),
+		newType("rules", "evaluate security rules on each event; pass the alerts they raise to its own handlers", nil, rulesHandler),
 	}
 }
 
