@@ -87,7 +87,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err != nil {
 		return err
 	}
-	chain, err := rr.wrap(pl)
+	chain, err := rr.wrap(pl, reg, kinds)
 	if err != nil {
 		return err
 	}

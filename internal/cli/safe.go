@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -102,9 +103,28 @@ type handlerCloser interface {
 // wrap adds the rules handler after pl: the events go to pl, then to the
 // rules, whose alerts go to pl too (printed after the event that raised
 // them, counted by the exporter). A nil ruleRun returns pl as it is.
-func (rr *ruleRun) wrap(pl handlerCloser) (handlerCloser, error) {
+// Rules that none of the trackers of the run can feed are named in a
+// warning.
+func (rr *ruleRun) wrap(pl handlerCloser, reg *tracker.Registry, trackers []string) (handlerCloser, error) {
 	if rr == nil {
 		return pl, nil
+	}
+	fed := map[event.Kind]bool{}
+	for _, name := range trackers {
+		if k, err := reg.Lookup(name); err == nil {
+			for _, ek := range k.Events {
+				fed[ek] = true
+			}
+		}
+	}
+	var starved []string
+	for _, r := range rr.set.Rules() {
+		if r.Enabled && !slices.ContainsFunc(r.Kinds, func(k event.Kind) bool { return fed[k] }) {
+			starved = append(starved, r.Name)
+		}
+	}
+	if len(starved) > 0 {
+		slog.Warn("no tracker of this run produces the events these rules need; eunomia safe starts the trackers the rules need", "rules", starved)
 	}
 	h, err := rr.handler(pl)
 	if err != nil {

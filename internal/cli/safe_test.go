@@ -190,3 +190,80 @@ func TestSafePrintsOnlyAlerts(t *testing.T) {
 		t.Errorf("stderr: %s", stderr.String())
 	}
 }
+
+// run --rules prints the events and, after each event that raised one, its
+// alert.
+func TestRunWithRules(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	dir, err := os.MkdirTemp("", "eunomia-run-rules-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	prog := filepath.Join(dir, "true")
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ruleFile := writeFile(t, "r.yaml", fmt.Sprintf(`rules:
+  - name: ran_watched
+    severity: low
+    kinds: [process.exec]
+    condition: filename.startsWith(%q)
+    output: "{{process.pid}}"
+`, dir+"/"))
+	out := filepath.Join(t.TempDir(), "out.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	root := NewRoot()
+	var stderr syncBuffer
+	root.SetErr(&stderr)
+	root.SetArgs([]string{"run", "process", "--rules", ruleFile, "-o", out, "--container-info=false"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	// Run the program until its alert shows (the tracker may not be
+	// attached for the first runs).
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("no alert after 10s; stderr: %s", stderr.String())
+		}
+		cmd := exec.Command(prog)
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // the printer flushes every 100 ms
+		b, _ := os.ReadFile(out)
+		if strings.Contains(string(b), fmt.Sprintf(`"message":"%d"`, cmd.Process.Pid)) {
+			pid = cmd.Process.Pid
+			break
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	var kinds []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if p, _ := m["process"].(map[string]any); p != nil && p["pid"] == float64(pid) {
+			kinds = append(kinds, m["kind"].(string))
+		}
+	}
+	if strings.Join(kinds, " ") != "process.exec alert process.exit" {
+		t.Errorf("events of pid %d: %v, want the exec, its alert, the exit", pid, kinds)
+	}
+	if !strings.Contains(stderr.String(), "eunomia: rule ran_watched (low): ") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
