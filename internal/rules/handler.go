@@ -83,6 +83,9 @@ func (h *Handler) Handle(ev *event.Event) error {
 			continue
 		}
 		if out != types.True {
+			if out != types.False { // a dyn condition that is not a bool
+				h.evalError(r, fmt.Errorf("condition gave %s, not a bool", out.Type().TypeName()))
+			}
 			continue
 		}
 		if aerr := h.raise(r, ev, frame); aerr != nil && err == nil {

@@ -384,13 +384,19 @@ rules:
     kinds: [process.exit]
     condition: 10 / exit_code == 1
     output: "{{10 / exit_code}}"
+  - name: not_bool
+    severity: low
+    kinds: [tcp.connect, files.open]
+    condition: result
+    output: x
 `))
 	out := &collect{}
 	h := NewHandler(s, out)
 	h.Handle(ev(event.KindProcessExit, "x", &event.ProcessExit{ExitCode: 0})) // division by zero
 	h.Handle(ev(event.KindProcessExit, "x", &event.ProcessExit{ExitCode: 10}))
-	st := h.Stats()[0]
-	if st.Errors != 1 || st.Alerts != 1 {
+	h.Handle(ev(event.KindTCPConnect, "x", fields("result", "refused")))
+	st := h.Stats()
+	if st[0].Errors != 1 || st[0].Alerts != 1 || st[1].Errors != 1 || st[1].Alerts != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }
