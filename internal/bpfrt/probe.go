@@ -374,3 +374,25 @@ func CBytes(a []int8) []byte {
 
 // CString copies a C char array into a string.
 func CString(a []int8) string { return string(CBytes(a)) }
+
+// Base gives a tracker that holds one Probe its KernelLost and Close
+// methods: embed it and set Probe in Start.
+type Base struct {
+	Probe *Probe
+}
+
+// KernelLost implements tracker.Tracker.
+func (b *Base) KernelLost() uint64 {
+	if b.Probe == nil {
+		return 0
+	}
+	return b.Probe.KernelLost()
+}
+
+// Close implements tracker.Tracker: detach, drain, free (see Probe.Close).
+func (b *Base) Close() error {
+	if b.Probe == nil {
+		return nil
+	}
+	return b.Probe.Close()
+}

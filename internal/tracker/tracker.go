@@ -100,3 +100,16 @@ func (r *Registry) Kinds() []Kind {
 	}
 	return out
 }
+
+// NewFunc adapts a constructor that takes the kind's own config type to
+// Kind.New.
+func NewFunc[C Config](fn func(cfg C, env Env) (Tracker, error)) func(Config, Env) (Tracker, error) {
+	return func(cfg Config, env Env) (Tracker, error) {
+		c, ok := cfg.(C)
+		if !ok {
+			var want C
+			return nil, fmt.Errorf("config of type %T, want %T", cfg, want)
+		}
+		return fn(c, env)
+	}
+}

@@ -106,7 +106,7 @@ func progStats(b *testing.B, tr *Tracker) [2]ebpf.ProgramStats {
 		return out
 	}
 	for i, name := range []string{"handle_sys_enter", "handle_sys_exit"} {
-		st, err := tr.probe.Coll.Programs[name].Stats()
+		st, err := tr.Probe.Coll.Programs[name].Stats()
 		if err != nil {
 			b.Fatalf("stats of %s: %v", name, err)
 		}

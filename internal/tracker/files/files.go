@@ -57,22 +57,18 @@ var Kind = tracker.Kind{
 			RegularOnly: true,
 		}
 	},
-	New: func(cfg tracker.Config, env tracker.Env) (tracker.Tracker, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("files: config of type %T", cfg)
-		}
+	New: tracker.NewFunc(func(c *Config, env tracker.Env) (tracker.Tracker, error) {
 		return &Tracker{cfg: *c, env: env, less: sortKeys[c.Sort]}, nil
-	},
+	}),
 }
 
 // Tracker is one files tracker instance.
 type Tracker struct {
-	cfg   Config
-	env   tracker.Env
-	less  lessFunc
-	probe *bpfrt.Probe
-	emit  func(*event.Event)
+	cfg  Config
+	env  tracker.Env
+	less lessFunc
+	bpfrt.Base
+	emit func(*event.Event)
 
 	// Used by report only, which runs on one goroutine.
 	stats   *ebpf.Map
@@ -106,7 +102,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	if err != nil {
 		return err
 	}
-	t.probe = p
+	t.Probe = p
 	t.emit = emit
 	t.stats = p.Coll.Maps["io_stats"]
 	t.chunkK = make([]filesFileKey, batchSize)
@@ -152,22 +148,4 @@ func (t *Tracker) report() {
 	for _, ev := range topEvents(t.entries, t.less, int(t.cfg.Rows), now) {
 		t.emit(ev)
 	}
-}
-
-// KernelLost implements tracker.Tracker: open events the ring buffer had no
-// room for, plus I/O left uncounted because the counter map was full.
-func (t *Tracker) KernelLost() uint64 {
-	if t.probe == nil {
-		return 0
-	}
-	return t.probe.KernelLost()
-}
-
-// Close implements tracker.Tracker. The counters are read one last time
-// after the programs are detached, so nothing counted is lost.
-func (t *Tracker) Close() error {
-	if t.probe == nil {
-		return nil
-	}
-	return t.probe.Close()
 }

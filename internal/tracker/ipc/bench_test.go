@@ -47,7 +47,7 @@ func startTraced(b *testing.B) *traced {
 
 func (tr *traced) snapshot(b *testing.B) {
 	for _, name := range []string{"handle_enter", "handle_exit"} {
-		s, err := tr.t.probe.Coll.Programs[name].Stats()
+		s, err := tr.t.Probe.Coll.Programs[name].Stats()
 		if err != nil {
 			b.Fatalf("%s stats: %v", name, err)
 		}
@@ -60,7 +60,7 @@ func (tr *traced) snapshot(b *testing.B) {
 func (tr *traced) report(b *testing.B) {
 	for _, name := range []string{"handle_enter", "handle_exit"} {
 		before := tr.stats[name]
-		s, err := tr.t.probe.Coll.Programs[name].Stats()
+		s, err := tr.t.Probe.Coll.Programs[name].Stats()
 		if err != nil {
 			b.Fatalf("%s stats: %v", name, err)
 		}

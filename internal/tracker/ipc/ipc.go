@@ -113,20 +113,16 @@ var Kind = tracker.Kind{
 	Help:      "System V and POSIX IPC system calls, and signals",
 	Events:    []event.Kind{event.KindIPC, event.KindSignal},
 	NewConfig: func() tracker.Config { return &Config{IPC: true, Signals: true} },
-	New: func(cfg tracker.Config, env tracker.Env) (tracker.Tracker, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("ipc: config of type %T", cfg)
-		}
+	New: tracker.NewFunc(func(c *Config, env tracker.Env) (tracker.Tracker, error) {
 		return &Tracker{cfg: *c, env: env}, nil
-	},
+	}),
 }
 
 // Tracker is one ipc tracker instance.
 type Tracker struct {
-	cfg   Config
-	env   tracker.Env
-	probe *bpfrt.Probe
+	cfg Config
+	env tracker.Env
+	bpfrt.Base
 }
 
 // Start implements tracker.Tracker.
@@ -159,7 +155,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	if err != nil {
 		return err
 	}
-	t.probe = p
+	t.Probe = p
 	if err := t.attach(emit); err != nil {
 		p.Close()
 		return err
@@ -168,7 +164,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 }
 
 func (t *Tracker) attach(emit func(*event.Event)) error {
-	p := t.probe
+	p := t.Probe
 	if t.cfg.IPC {
 		table := p.Coll.Maps["syscall_ops"]
 		for _, o := range ops {
@@ -197,22 +193,6 @@ func (t *Tracker) attach(emit func(*event.Event)) error {
 		}
 	}
 	return nil
-}
-
-// KernelLost implements tracker.Tracker.
-func (t *Tracker) KernelLost() uint64 {
-	if t.probe == nil {
-		return 0
-	}
-	return t.probe.KernelLost()
-}
-
-// Close implements tracker.Tracker.
-func (t *Tracker) Close() error {
-	if t.probe == nil {
-		return nil
-	}
-	return t.probe.Close()
 }
 
 // seedKeys loads the keys of the System V objects that already exist in

@@ -37,20 +37,16 @@ var Kind = tracker.Kind{
 	Help:      "exec and exit of processes",
 	Events:    []event.Kind{event.KindProcessExec, event.KindProcessExit},
 	NewConfig: func() tracker.Config { return &Config{FollowChildren: true} },
-	New: func(cfg tracker.Config, env tracker.Env) (tracker.Tracker, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("process: config of type %T", cfg)
-		}
+	New: tracker.NewFunc(func(c *Config, env tracker.Env) (tracker.Tracker, error) {
 		return &Tracker{cfg: *c, env: env}, nil
-	},
+	}),
 }
 
 // Tracker is one process tracker instance.
 type Tracker struct {
-	cfg   Config
-	env   tracker.Env
-	probe *bpfrt.Probe
+	cfg Config
+	env tracker.Env
+	bpfrt.Base
 }
 
 // Start implements tracker.Tracker.
@@ -71,7 +67,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	if err != nil {
 		return err
 	}
-	t.probe = p
+	t.Probe = p
 	if follow {
 		// Attach the fork hook first, then add the descendants already
 		// running, so that no child forked in between is missed.
@@ -95,22 +91,6 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		}
 	}
 	return nil
-}
-
-// KernelLost implements tracker.Tracker.
-func (t *Tracker) KernelLost() uint64 {
-	if t.probe == nil {
-		return 0
-	}
-	return t.probe.KernelLost()
-}
-
-// Close implements tracker.Tracker.
-func (t *Tracker) Close() error {
-	if t.probe == nil {
-		return nil
-	}
-	return t.probe.Close()
 }
 
 // descendants lists the running descendants of pid, read from /proc.

@@ -60,20 +60,16 @@ var Kind = tracker.Kind{
 	Help:      "TCP connects (IPv4 and IPv6), optionally accepts and closes, or per-flow counts",
 	Events:    []event.Kind{event.KindTCPConnect, event.KindTCPAccept, event.KindTCPClose, event.KindTCPFlow},
 	NewConfig: func() tracker.Config { return &Config{Interval: tracker.Duration(DefaultInterval)} },
-	New: func(cfg tracker.Config, env tracker.Env) (tracker.Tracker, error) {
-		c, ok := cfg.(*Config)
-		if !ok {
-			return nil, fmt.Errorf("tcp: config of type %T", cfg)
-		}
+	New: tracker.NewFunc(func(c *Config, env tracker.Env) (tracker.Tracker, error) {
 		return &Tracker{cfg: *c, env: env}, nil
-	},
+	}),
 }
 
 // Tracker is one TCP tracker instance.
 type Tracker struct {
-	cfg   Config
-	env   tracker.Env
-	probe *bpfrt.Probe
+	cfg Config
+	env tracker.Env
+	bpfrt.Base
 }
 
 // Start implements tracker.Tracker.
@@ -100,7 +96,7 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 	if err != nil {
 		return err
 	}
-	t.probe = p
+	t.Probe = p
 	one := uint8(1)
 	for _, port := range t.cfg.Dports {
 		if err := p.Coll.Maps["dport_filter"].Put(port, one); err != nil {
@@ -120,21 +116,4 @@ func (t *Tracker) Start(emit func(*event.Event)) error {
 		return err
 	}
 	return nil
-}
-
-// KernelLost implements tracker.Tracker. It counts events the ring buffer
-// had no room for and connections or flows the kernel maps had no room for.
-func (t *Tracker) KernelLost() uint64 {
-	if t.probe == nil {
-		return 0
-	}
-	return t.probe.KernelLost()
-}
-
-// Close implements tracker.Tracker.
-func (t *Tracker) Close() error {
-	if t.probe == nil {
-		return nil
-	}
-	return t.probe.Close()
 }
