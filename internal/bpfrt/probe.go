@@ -47,8 +47,9 @@ type Probe struct {
 
 	stop      chan struct{}
 	closed    atomic.Bool
-	finalLost atomic.Uint64 // KernelLost at Close, kept after the map is gone
-	wg        sync.WaitGroup
+	finalLost atomic.Uint64  // KernelLost at Close, kept after the map is gone
+	wg        sync.WaitGroup // Every goroutines
+	readerWG  sync.WaitGroup // the ReadRing goroutine
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -197,9 +198,9 @@ func (p *Probe) ReadRing(decode Decoder, emit func(*event.Event), onBad func(err
 		return fmt.Errorf("ring buffer reader: %w", err)
 	}
 	p.reader = rd
-	p.wg.Add(1)
+	p.readerWG.Add(1)
 	go func() {
-		defer p.wg.Done()
+		defer p.readerWG.Done()
 		var rec ringbuf.Record
 		rd.SetDeadline(time.Now().Add(PollInterval))
 		for {
@@ -228,17 +229,22 @@ func (p *Probe) ReadRing(decode Decoder, emit func(*event.Event), onBad func(err
 }
 
 // Every runs fn every interval on a goroutine until Close, and once more at
-// Close (after the programs are detached), so that counts kept in kernel
-// maps are reported up to the end.
+// Close (after the programs are detached and the ring buffer is drained),
+// so that counts kept in kernel maps are reported up to the end, after
+// every event the kernel sent. An interval of 0 runs fn at Close only.
 func (p *Probe) Every(interval time.Duration, fn func()) {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
+		var tick <-chan time.Time
+		if interval > 0 {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			tick = t.C
+		}
 		for {
 			select {
-			case <-t.C:
+			case <-tick:
 				fn()
 			case <-p.stop:
 				fn()
@@ -283,6 +289,8 @@ func (p *Probe) Close() error {
 			// The reader returns what is pending, then ErrFlushed.
 			errs = append(errs, p.reader.Flush())
 		}
+		// The last run of the Every functions comes after the last event.
+		p.readerWG.Wait()
 		close(p.stop)
 		p.wg.Wait()
 		if p.reader != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/eunomia-agent/eunomia/internal/tracker/files"
 	"github.com/eunomia-agent/eunomia/internal/tracker/ipc"
 	"github.com/eunomia-agent/eunomia/internal/tracker/process"
+	"github.com/eunomia-agent/eunomia/internal/tracker/syscall"
 	"github.com/eunomia-agent/eunomia/internal/tracker/tcp"
 )
 
@@ -15,6 +16,7 @@ func Registry() *tracker.Registry {
 		files.Kind,
 		ipc.Kind,
 		process.Kind,
+		syscall.Kind,
 		tcp.Kind,
 	)
 }
