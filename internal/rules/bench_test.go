@@ -31,7 +31,7 @@ func benchHandle(b *testing.B, e *event.Event, wantAlerts bool) {
 }
 
 func syscallEvent(name, reason string) *event.Event {
-	return ev(event.KindSyscall, "worker", fields("syscall", name, "nr", uint64(39), "abi", "x86_64", "count", uint64(1000), "reason", reason))
+	return ev(event.KindSyscall, "worker", &event.Syscall{Name: name, Nr: 39, ABI: "x86_64", Count: 1, Reason: reason})
 }
 
 // A syscall report: four rules of the pack apply, none matches.

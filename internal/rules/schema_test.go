@@ -45,6 +45,7 @@ func TestSchemaMatchesPayloads(t *testing.T) {
 		event.KindSignal:      &event.Signal{},
 		event.KindFilesIO:     &event.FilesIO{},
 		event.KindFilesOpen:   &event.FilesOpen{},
+		event.KindSyscall:     &event.Syscall{IntervalNs: 1},
 	}
 	for kind, fs := range payloadFields {
 		p, ok := payloads[kind]
