@@ -32,9 +32,9 @@ struct eu_proc {
 };
 
 /* Filters, set by user space before load. Zero means "no filter". */
-const volatile __u32 cfg_self_pid = 0;    /* the agent itself: never traced */
-const volatile bool cfg_filter_pid = 0;   /* only pids in pid_filter */
-const volatile bool cfg_filter_uid = 0;   /* only cfg_uid */
+const volatile __u32 cfg_self_pid = 0;	/* the agent itself: never traced */
+const volatile bool cfg_filter_pid = 0; /* only pids in pid_filter */
+const volatile bool cfg_filter_uid = 0; /* only cfg_uid */
 const volatile __u32 cfg_uid = 0;
 const volatile bool cfg_filter_cgroup = 0; /* only cgroup ids in cgroup_filter */
 const volatile bool cfg_filter_comm = 0;   /* only cfg_comm */
@@ -91,8 +91,8 @@ static __always_inline void eu_submit(void *e)
 
 	if (cfg_wakeup_bytes)
 		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
-				? BPF_RB_FORCE_WAKEUP
-				: BPF_RB_NO_WAKEUP;
+			    ? BPF_RB_FORCE_WAKEUP
+			    : BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, flags);
 }
 
@@ -118,28 +118,6 @@ static __always_inline bool eu_comm_matches(void)
 		if (comm[i] == 0)
 			break;
 	}
-	return true;
-}
-
-/* Whether the current task passes the tracker's filters. */
-static __always_inline bool eu_wanted(void)
-{
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-
-	if (pid == cfg_self_pid)
-		return false;
-	if (cfg_filter_pid && !bpf_map_lookup_elem(&pid_filter, &pid))
-		return false;
-	if (cfg_filter_uid && (__u32)bpf_get_current_uid_gid() != cfg_uid)
-		return false;
-	if (cfg_filter_cgroup) {
-		__u64 cg = bpf_get_current_cgroup_id();
-
-		if (!bpf_map_lookup_elem(&cgroup_filter, &cg))
-			return false;
-	}
-	if (cfg_filter_comm && !eu_comm_matches())
-		return false;
 	return true;
 }
 
@@ -175,10 +153,9 @@ static __always_inline void eu_fill_proc(struct eu_proc *p)
 }
 
 /*
- * eu_wanted() for a thread group id the caller already has, e.g. from
- * bpf_get_current_task_btf()->tgid: the same checks, one helper call less,
- * for hot paths such as sys_enter where each helper call costs ~10 ns.
- * Keep the checks in step with eu_wanted() above.
+ * Whether the current task passes the tracker's filters; pid is its thread
+ * group id, for callers that already have it (one helper call less on hot
+ * paths).
  */
 static __always_inline bool eu_wanted_pid(__u32 pid)
 {
@@ -197,6 +174,12 @@ static __always_inline bool eu_wanted_pid(__u32 pid)
 	if (cfg_filter_comm && !eu_comm_matches())
 		return false;
 	return true;
+}
+
+/* Whether the current task passes the tracker's filters. */
+static __always_inline bool eu_wanted(void)
+{
+	return eu_wanted_pid(bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif /* EUNOMIA_H */

@@ -78,17 +78,17 @@ struct ipc_event {
 	struct eu_proc proc;
 	__u32 type;
 	__u32 op;
-	__u64 args[5];	    /* the syscall's arguments, as passed */
-	__s64 result;	    /* return value, -errno on failure */
-	__u64 duration_ns;  /* entry to exit */
-	__s64 msg_type;	    /* msgsnd: mtype sent; msgrcv: mtype received */
-	__s64 mq_maxmsg;    /* mq_open with O_CREAT and attributes */
+	__u64 args[5];	   /* the syscall's arguments, as passed */
+	__s64 result;	   /* return value, -errno on failure */
+	__u64 duration_ns; /* entry to exit */
+	__s64 msg_type;	   /* msgsnd: mtype sent; msgrcv: mtype received */
+	__s64 mq_maxmsg;   /* mq_open with O_CREAT and attributes */
 	__s64 mq_msgsize;
 	__s32 key;
 	__s32 ipc_id;
-	__u32 has;	    /* enum ipc_has */
-	__u32 prio;	    /* mq_timedreceive: priority received */
-	__u16 sem_num;	    /* semop: the first operation */
+	__u32 has;     /* enum ipc_has */
+	__u32 prio;    /* mq_timedreceive: priority received */
+	__u16 sem_num; /* semop: the first operation */
 	__s16 sem_op;
 	__s16 sem_flg;
 	__u16 _pad;
@@ -496,8 +496,8 @@ int BPF_PROG(handle_exit, struct pt_regs *regs, long ret)
 #define SI_KERNEL 0x80
 
 SEC("tp_btf/signal_generate")
-int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_struct *task, int group,
-	     int result)
+int BPF_PROG(handle_signal, int sig, struct kernel_siginfo *info, struct task_struct *task,
+	     int group, int result)
 {
 	struct signal_event *e;
 	__u32 target = BPF_CORE_READ(task, tgid);

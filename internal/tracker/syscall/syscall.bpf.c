@@ -45,14 +45,14 @@ struct sc_key {
 struct sc_count {
 	__u64 count;
 	__u64 reported; /* count of the last report */
-	__u64 epoch;    /* epoch of the last report */
+	__u64 epoch;	/* epoch of the last report */
 };
 
 /* What user space needs to report a process without a record from it. */
 struct sc_proc {
-	struct eu_proc proc;     /* filled at first sight, refreshed at exec */
+	struct eu_proc proc;	/* filled at first sight, refreshed at exec */
 	__u64 seen[SEEN_WORDS]; /* slots this process has used */
-	__u32 exited;           /* ended, entries left for user space */
+	__u32 exited;		/* ended, entries left for user space */
 	__u32 _pad;
 };
 
@@ -222,7 +222,8 @@ int BPF_PROG(count_enter, struct pt_regs *regs, long id)
 		now = epoch;
 		last = c->epoch;
 		/* Of the threads that see a new epoch, one reports. */
-		if (now != last && __sync_val_compare_and_swap(&c->epoch, last, now) == last && emit(&k, n, REASON_TIME))
+		if (now != last && __sync_val_compare_and_swap(&c->epoch, last, now) == last &&
+		    emit(&k, n, REASON_TIME))
 			c->reported = n;
 	}
 	return 0;

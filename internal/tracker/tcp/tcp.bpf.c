@@ -378,7 +378,8 @@ static __always_inline void on_close(const struct sock *sk)
 			 * bytes_received counts a received FIN (it is rcv_nxt's
 			 * advance), which tcp_fin() marks with SOCK_DONE.
 			 */
-			e->tx_bytes = BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
+			e->tx_bytes =
+			    BPF_CORE_READ(tp, bytes_sent) - BPF_CORE_READ(tp, bytes_retrans);
 			rx = BPF_CORE_READ(tp, bytes_received);
 			if (rx && (sk->__sk_common.skc_flags & (1UL << SOCK_DONE)))
 				rx--;
