@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,9 +102,18 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", kind, id))
 	}
 
-	if o.duration > 0 {
+	err = waitAndStop(ctx, o.duration, m, chain, stderr)
+	rr.report(stderr)
+	return err
+}
+
+// waitAndStop runs until ctx ends or duration (if not 0) passes, then
+// stops the trackers, closes the chain within the drain timeout and prints
+// each tracker's summary: events delivered and lost, where.
+func waitAndStop(ctx context.Context, duration time.Duration, m *tracker.Manager, chain io.Closer, stderr io.Writer) error {
+	if duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
 	<-ctx.Done()
@@ -114,11 +124,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
 			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
 	}
-	rr.report(stderr)
-	if err != nil {
-		return err
-	}
-	return cerr
+	return errors.Join(err, cerr)
 }
 
 // closeWithin closes the chain (flushing sinks) but gives up after d: an

@@ -282,22 +282,7 @@ func (o *safeOptions) run(ctx context.Context, reg *tracker.Registry, stdout, st
 	}
 	slog.Info("watching", "rules", len(rr.set.Rules()), "kinds", rr.set.Kinds())
 
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
-	<-ctx.Done()
-
-	infos, err := m.Close()
-	cerr := closeWithin(chain, tracker.DefaultDrainTimeout)
-	for _, in := range infos {
-		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
-			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
-	}
+	err = waitAndStop(ctx, o.duration, m, chain, stderr)
 	rr.report(stderr)
-	if err != nil {
-		return err
-	}
-	return cerr
+	return err
 }
