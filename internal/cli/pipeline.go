@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,7 +14,9 @@ import (
 	"github.com/eunomia-agent/eunomia/internal/event"
 	"github.com/eunomia-agent/eunomia/internal/handler"
 	"github.com/eunomia-agent/eunomia/internal/metrics"
+	"github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/sink"
+	"github.com/eunomia-agent/eunomia/internal/tracker"
 )
 
 // pipelineFlags are the flags of what happens to events after the
@@ -97,7 +99,7 @@ func (p *pipelineFlags) parse() ([]output, int64, error) {
 		}
 		outs = append(outs, o)
 	}
-	size, err := parseSize(p.rotateSize)
+	size, err := pipeline.ParseSize(p.rotateSize)
 	if err != nil {
 		return nil, 0, fmt.Errorf("--rotate-size: %w", err)
 	}
@@ -146,118 +148,103 @@ func (p *pipelineFlags) parse() ([]output, int64, error) {
 	return outs, size, nil
 }
 
-// parseSize reads a byte count with an optional K, M or G suffix (powers
-// of 1024; KB, KiB and the like are accepted too).
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	upper := strings.ToUpper(t)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(upper, u.suffix) {
-			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q is not a size (a number of bytes, optionally with K, M or G)", s)
-	}
-	return n * mult, nil
-}
-
-// pipeline is the handler chain after the trackers:
+// pipelineChain is the handler chain after the trackers, built by package
+// pipeline from the specs the flags describe:
 //
-//	[Prometheus exporter] -> aggregator -> fan-out of printers on sinks
-//	[Prometheus exporter] -> fan-out of printers on sinks
+//	[prometheus] -> [aggregate ->] fanout of printers (json, text, csv) on sinks
 //
 // The exporter sees every event and never fails; each printer writes to
 // its own sink, and a failing sink (full disk) does not keep the event
-// from the others. Handlers that generate events (rules raising alerts)
-// should hand them to the pipeline itself, so they are counted and
-// printed like any event.
-type pipeline struct {
-	chain    handler.Chain
-	sinks    []sink.Sink
-	server   *metrics.Server
-	exporter *metrics.Exporter
-	stderr   io.Writer
-	closed   bool
+// from the others.
+type pipelineChain struct {
+	chain  *pipeline.Chain
+	sinks  *sinkList
+	server *metrics.Server
+	stderr io.Writer
+	closed bool
 }
 
-// build opens the outputs and starts the metrics server. src gives the
-// trackers' health metrics; stdout is where "-" writes.
-func (p *pipelineFlags) build(src metrics.Source, stdout, stderr io.Writer) (pl *pipeline, err error) {
+// specs turns the flags into handler specs.
+func (p *pipelineFlags) specs() ([]pipeline.HandlerSpec, error) {
 	outs, size, err := p.parse()
 	if err != nil {
 		return nil, err
 	}
-	pl = &pipeline{stderr: stderr}
-	var printers handler.Fanout
-	defer func() {
-		if err != nil {
-			printers.Close()
-			if pl.server != nil {
-				pl.server.Close()
-			}
-		}
-	}()
+	var printers []pipeline.HandlerSpec
 	for _, o := range outs {
-		format, err := handler.FormatByName(o.format)
+		spec, err := pipeline.NewHandlerSpec(o.format)
 		if err != nil {
 			return nil, err
 		}
-		var s sink.Sink
-		if o.path == "-" {
-			s = sink.NewStream("stdout", stdout, nil)
-		} else {
-			f, err := sink.OpenFile(o.path, sink.FileOptions{MaxSize: size, Keep: p.rotateKeep, Header: format.Header(nil)})
+		if o.path != "-" {
+			path, err := filepath.Abs(o.path)
 			if err != nil {
-				return nil, fmt.Errorf("--output: %w", err)
+				return nil, fmt.Errorf("--output %s: %w", o.path, err)
 			}
-			s = f
+			opts := spec.Options.(*pipeline.PrinterOptions)
+			opts.Path = path
+			if size > 0 {
+				opts.RotateSize, opts.RotateKeep = pipeline.Size(size), p.rotateKeep
+			} else {
+				opts.Truncate = true
+			}
 		}
-		pl.sinks = append(pl.sinks, s)
-		printers = append(printers, handler.NewPrinter(format, s))
+		printers = append(printers, spec)
 	}
+	out := pipeline.HandlerSpec{Type: "fanout", Options: &pipeline.FanoutOptions{Handlers: printers}}
+	if p.aggregate != "" {
+		out = pipeline.HandlerSpec{Type: "aggregate", Options: &pipeline.AggregateOptions{
+			Key: p.aggregate, Window: tracker.Duration(p.window), Top: p.top, Sum: p.sum,
+			Handlers: []pipeline.HandlerSpec{out},
+		}}
+	}
+	specs := []pipeline.HandlerSpec{out}
+	if p.prometheus != "" {
+		specs = append([]pipeline.HandlerSpec{{Type: "prometheus", Options: &pipeline.PrometheusOptions{}}}, specs...)
+	}
+	return specs, nil
+}
 
+// build opens the outputs and starts the metrics server. src gives the
+// trackers' health metrics; stdout is where "-" writes.
+func (p *pipelineFlags) build(src metrics.Source, stdout, stderr io.Writer) (pl *pipelineChain, err error) {
+	specs, err := p.specs()
+	if err != nil {
+		return nil, err
+	}
+	pl = &pipelineChain{stderr: stderr, sinks: &sinkList{set: metrics.NewSinkSet()}}
+	env := pipeline.Env{Stdout: stdout, Sinks: pl.sinks}
 	if p.prometheus != "" {
 		exp, err := metrics.New(metrics.Options{Labels: p.metricLabels, MaxSeries: p.maxSeries, Version: Version, Source: src})
 		if err != nil {
 			return nil, err
 		}
-		if err := exp.Registry().Register(metrics.SinkCollector(pl.sinks)); err != nil {
+		if err := exp.Registry().Register(pl.sinks.set); err != nil {
 			return nil, err
 		}
 		srv, err := metrics.Serve(p.prometheus, p.allowRemote, exp.HTTPHandler())
 		if err != nil {
 			return nil, fmt.Errorf("--prometheus: %w", err)
 		}
-		pl.server, pl.exporter = srv, exp
-		pl.chain = append(pl.chain, exp)
+		pl.server, env.Exporter = srv, exp
 	}
-
-	var out handler.Handler = printers
-	if p.aggregate != "" {
-		agg, err := aggregate.New(aggregate.Config{Key: p.aggregate, Window: p.window, Top: p.top, Sum: p.sum}, printers)
-		if err != nil {
-			return nil, err
+	pl.chain, err = pipeline.Build(specs, env)
+	if err != nil {
+		if pl.server != nil {
+			pl.server.Close()
 		}
-		out = agg
+		return nil, fmt.Errorf("--output: %w", err)
 	}
-	pl.chain = append(pl.chain, out)
 	return pl, nil
 }
 
 // Handle implements handler.Handler.
-func (pl *pipeline) Handle(ev *event.Event) error { return pl.chain.Handle(ev) }
+func (pl *pipelineChain) Handle(ev *event.Event) error { return pl.chain.Handle(ev) }
 
 // Close stops the metrics server, flushes the aggregator and the
-// printers, closes the sinks and reports sinks that lost events. Call it after the
-// trackers stopped. It is idempotent.
-func (pl *pipeline) Close() error {
+// printers, closes the sinks and reports sinks that lost events. Call it
+// after the trackers stopped. It is idempotent.
+func (pl *pipelineChain) Close() error {
 	if pl.closed {
 		return nil
 	}
@@ -267,10 +254,24 @@ func (pl *pipeline) Close() error {
 		err = pl.server.Close()
 	}
 	err = errors.Join(err, pl.chain.Close())
-	for _, s := range pl.sinks {
+	for _, s := range pl.sinks.all {
 		if st := s.Stats(); st.FailedWrites > 0 {
 			fmt.Fprintf(pl.stderr, "eunomia: output %s: %d writes failed, %d bytes of events lost\n", s.Name(), st.FailedWrites, st.LostBytes)
 		}
 	}
 	return err
+}
+
+// sinkList remembers every sink the chain opened (to report their losses
+// after they are closed) and keeps the open ones in a metrics set.
+type sinkList struct {
+	set *metrics.SinkSet
+	all []sink.Sink
+}
+
+// Add implements pipeline.SinkSet. Sinks are added while the chain is
+// built, on one goroutine.
+func (l *sinkList) Add(s sink.Sink) func() {
+	l.all = append(l.all, s)
+	return l.set.Add(s)
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/eunomia-agent/eunomia/internal/event"
+	"github.com/eunomia-agent/eunomia/internal/pipeline"
 	"github.com/eunomia-agent/eunomia/internal/testutil"
 	"github.com/eunomia-agent/eunomia/internal/testutil/promserver"
 )
@@ -81,13 +82,13 @@ func TestPipelineFlagErrors(t *testing.T) {
 
 func TestParseSize(t *testing.T) {
 	for in, want := range map[string]int64{"0": 0, "4096": 4096, "64K": 64 << 10, "10M": 10 << 20, "10MiB": 10 << 20, "1g": 1 << 30, "2 GB": 2 << 30, "100B": 100} {
-		if got, err := parseSize(in); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v, want %d", in, got, err, want)
+		if got, err := pipeline.ParseSize(in); err != nil || got != want {
+			t.Errorf("pipeline.ParseSize(%q) = %d, %v, want %d", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "M", "1.5M", "-3", "1T", "99999999999G"} {
-		if _, err := parseSize(bad); err == nil {
-			t.Errorf("parseSize(%q) succeeded", bad)
+		if _, err := pipeline.ParseSize(bad); err == nil {
+			t.Errorf("pipeline.ParseSize(%q) succeeded", bad)
 		}
 	}
 }
@@ -221,7 +222,7 @@ func TestPipelineFullDiskDoesNotStopStdout(t *testing.T) {
 	if got := strings.Count(stdout.String(), "\n"); got != n {
 		t.Errorf("stdout got %d lines, want %d", got, n)
 	}
-	if st := pl.sinks[1].Stats(); st.FailedWrites == 0 || st.LostBytes == 0 {
+	if st := pl.sinks.all[1].Stats(); st.FailedWrites == 0 || st.LostBytes == 0 {
 		t.Errorf("file sink stats %+v: no failure counted", st)
 	}
 	if !strings.Contains(stderr.String(), "eunomia: output "+path+": ") || !strings.Contains(stderr.String(), "bytes of events lost") {

@@ -42,6 +42,8 @@ func NewRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newRunCmd())
+	root.AddCommand(newSafeCmd())
+	root.AddCommand(newSeccompCmd())
 	root.AddCommand(newServerCmd())
 	root.AddCommand(newStartCmd())
 	root.AddCommand(newStopCmd())

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ type runOptions struct {
 	duration  time.Duration
 	queueSize int
 	trackers  *trackerFlags
+	rules     ruleFlags
 	container *containerOptions
 }
 
@@ -49,6 +51,7 @@ func newRunCmd() *cobra.Command {
 	f.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until Ctrl-C)")
 	f.IntVar(&o.queueSize, "queue-size", tracker.DefaultQueueSize, "events buffered per tracker between kernel and handlers; more are dropped and counted")
 	o.trackers = bindTrackerFlags(f, reg)
+	o.rules.bind(f, "also evaluate the rules of this file and print their alerts with the events")
 	o.container = bindContainerFlags(f)
 	return cmd
 }
@@ -67,6 +70,10 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	if err := o.pipeline.check(); err != nil {
 		return err
 	}
+	rr, err := o.rules.load(false)
+	if err != nil {
+		return err
+	}
 	if err := requireRoot("eunomia run"); err != nil {
 		return err
 	}
@@ -77,7 +84,11 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 	defer cs.Close()
 
 	m := tracker.NewManager(reg, tracker.WithQueueSize(o.queueSize))
-	chain, err := o.pipeline.build(m, os.Stdout, stderr)
+	pl, err := o.pipeline.build(m, os.Stdout, stderr)
+	if err != nil {
+		return err
+	}
+	chain, err := rr.wrap(pl, reg, kinds)
 	if err != nil {
 		return err
 	}
@@ -91,9 +102,18 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		slog.Info("tracker started", "tracker", fmt.Sprintf("%s#%d", kind, id))
 	}
 
-	if o.duration > 0 {
+	err = waitAndStop(ctx, o.duration, m, chain, stderr)
+	rr.report(stderr)
+	return err
+}
+
+// waitAndStop runs until ctx ends or duration (if not 0) passes, then
+// stops the trackers, closes the chain within the drain timeout and prints
+// each tracker's summary: events delivered and lost, where.
+func waitAndStop(ctx context.Context, duration time.Duration, m *tracker.Manager, chain io.Closer, stderr io.Writer) error {
+	if duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
 	<-ctx.Done()
@@ -104,10 +124,7 @@ func (o *runOptions) run(ctx context.Context, reg *tracker.Registry, kinds []str
 		fmt.Fprintf(stderr, "eunomia: %s: %d events, %d lost in kernel, %d lost in queue, %d failed in handlers\n",
 			in.Name, in.Events, in.LostKernel, in.LostQueue, in.Failed)
 	}
-	if err != nil {
-		return err
-	}
-	return cerr
+	return errors.Join(err, cerr)
 }
 
 // closeWithin closes the chain (flushing sinks) but gives up after d: an

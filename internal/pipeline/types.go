@@ -36,6 +36,7 @@ func handlerTypes() []HandlerType {
 		newType("aggregate", "count events by a key over a window; pass each window's top groups, as aggregate events, to its own handlers", aggregateDefaults, aggregateHandler),
 		newType("fanout", "give every event to each of its handlers, even when one fails (several sinks)", nil, fanoutHandler),
 		newType("containers", "tag events with their container (id, name, image, pod, namespace)", nil, containersHandler),
+		newType("rules", "evaluate security rules on each event; pass the alerts they raise to its own handlers", nil, rulesHandler),
 	}
 }
 
@@ -222,23 +223,34 @@ type Size int64
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (s *Size) UnmarshalText(b []byte) error {
-	t := strings.ToUpper(strings.TrimSpace(string(b)))
+	n, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*s = Size(n)
+	return nil
+}
+
+// ParseSize reads a byte count with an optional K, M or G suffix (powers
+// of 1024; KB, KiB and the like are accepted too).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
 	mult := int64(1)
+	upper := strings.ToUpper(t)
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(upper, u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.mult
 			break
 		}
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return fmt.Errorf("%q is not a size (a number of bytes, optionally with K, M or G)", b)
+		return 0, fmt.Errorf("%q is not a size (a number of bytes, optionally with K, M or G)", s)
 	}
-	*s = Size(n * mult)
-	return nil
+	return n * mult, nil
 }
 
 // MarshalText implements encoding.TextMarshaler.

@@ -60,7 +60,7 @@ type Server struct {
 	m       *tracker.Manager
 	outputs *outputs
 	exp     *metrics.Exporter
-	sinks   *sinkSet
+	sinks   *metrics.SinkSet
 	ctrs    *container.Manager
 	stats   *serverMetrics
 	log     *slog.Logger
@@ -122,7 +122,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		reg:       o.Registry,
 		m:         tracker.NewManager(o.Registry, tracker.WithQueueSize(queue), tracker.WithLogger(log)),
-		sinks:     &sinkSet{live: map[*sinkEntry]struct{}{}},
+		sinks:     metrics.NewSinkSet(),
 		ctrs:      o.Containers,
 		log:       log,
 		stdout:    &lockedWriter{w: stdout},

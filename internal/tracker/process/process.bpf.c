@@ -92,9 +92,19 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	__u32 pid;
 	int code;
 
-	/* Only the last thread of a process ends the process. */
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+	/*
+	 * Only the last thread of a process ends the process. The kernel says
+	 * which one it is (group_dead, computed with an atomic decrement) on
+	 * kernels whose tracepoint has that argument. Reading signal->live
+	 * instead races: when threads exit together, several of them can see
+	 * it at zero.
+	 */
+	if (bpf_core_field_exists(((struct trace_event_raw_sched_process_exit *)0)->group_dead)) {
+		if (!ctx[1])
+			return 0;
+	} else if (BPF_CORE_READ(task, signal, live.counter) != 0) {
 		return 0;
+	}
 	if (!eu_wanted())
 		return 0;
 

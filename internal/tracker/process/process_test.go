@@ -110,19 +110,29 @@ func TestKilledBySignal(t *testing.T) {
 }
 
 // A thread that exits is not a process exit: a multi-threaded process gives
-// exactly one exit event, when its last thread ends.
+// exactly one exit event, when its last thread ends — also when all its
+// threads exit at once (exit_group with threads running), where a check of
+// the live-thread count would race.
 func TestThreadExitIsNotProcessExit(t *testing.T) {
 	c, _, _ := testutil.StartTracker(t, Kind, nil)
-	// The test binary itself, re-run as a helper, starts and ends threads.
-	cmd := exec.Command(os.Args[0], "-test.run=TestHelperThreads")
-	cmd.Env = append(os.Environ(), "EUNOMIA_HELPER_THREADS=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("helper: %v: %s", err, out)
+	var pids []int
+	for i := 0; i < 10; i++ {
+		// The test binary itself, re-run as a helper, starts and ends threads.
+		cmd := exec.Command(os.Args[0], "-test.run=TestHelperThreads")
+		cmd.Env = append(os.Environ(), "EUNOMIA_HELPER_THREADS=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("helper: %v: %s", err, out)
+		}
+		pids = append(pids, cmd.Process.Pid)
 	}
-	c.WaitFor(t, wait, 1, exitOf(cmd.Process.Pid))
+	for _, pid := range pids {
+		c.WaitFor(t, wait, 1, exitOf(pid))
+	}
 	time.Sleep(200 * time.Millisecond)
-	if n := len(c.Matching(exitOf(cmd.Process.Pid))); n != 1 {
-		t.Errorf("%d exit events for a multi-threaded process, want 1", n)
+	for _, pid := range pids {
+		if n := len(c.Matching(exitOf(pid))); n != 1 {
+			t.Errorf("%d exit events for multi-threaded process %d, want 1", n, pid)
+		}
 	}
 }
 
@@ -136,6 +146,18 @@ func TestHelperThreads(t *testing.T) {
 			// Locked and never unlocked: the thread exits with the goroutine.
 			runtime.LockOSThread()
 			done <- struct{}{}
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		<-done
+	}
+	// Threads still running when the process exits: exit_group ends them
+	// all together.
+	for i := 0; i < 8; i++ {
+		go func() {
+			runtime.LockOSThread()
+			done <- struct{}{}
+			select {}
 		}()
 	}
 	for i := 0; i < 8; i++ {
