@@ -144,8 +144,9 @@ func setup(workload, binary, path string, size int) (newOp func(worker int) (fun
 		}()
 		cleanup = func() { ln.Close() }
 		port = ln.Addr().(*net.TCPAddr).Port
-		sa := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
 		return func(int) (func() error, error) {
+			// One address per worker: Connect writes into it.
+			sa := &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}
 			return func() error {
 				fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 				if err != nil {
