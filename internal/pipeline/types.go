@@ -189,7 +189,7 @@ func printer(format string) func(*PrinterOptions, Env) (handler.Handler, error) 
 			if err != nil {
 				return nil, fmt.Errorf("path: %w", err)
 			}
-			s = &fileStream{Stream: sink.NewStream(o.Path, file, env.Log), f: file}
+			s = &fileStream{Stream: sink.NewStream(o.Path, wholeLines{file}, env.Log), f: file}
 		}
 		if env.Sinks != nil {
 			s = &trackedSink{Sink: s, remove: env.Sinks.Add(s)}
@@ -205,6 +205,23 @@ type fileStream struct {
 }
 
 func (s *fileStream) Close() error { return s.f.Close() }
+
+// wholeLines cuts off again what a write that failed half way (a full
+// disk) appended, so that the file keeps whole lines; the printer drops the
+// whole failed write and the stream counts it lost. The file is opened
+// O_APPEND, so the next write starts at the new end.
+type wholeLines struct{ f *os.File }
+
+func (w wholeLines) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil && n > 0 {
+		if st, serr := w.f.Stat(); serr == nil {
+			_ = w.f.Truncate(st.Size() - int64(n))
+		}
+		return 0, err
+	}
+	return n, err
+}
 
 // trackedSink leaves its SinkSet when closed.
 type trackedSink struct {
