@@ -49,6 +49,20 @@ type Container struct {
 	Namespace string
 }
 
+// Label is what short displays (text and CSV columns, metric labels) show
+// of a container: its name, or a short id when it has none, or nothing
+// when unknown.
+func (c *Container) Label() string {
+	switch {
+	case c.Name != "":
+		return c.Name
+	case len(c.ID) > 12:
+		return c.ID[:12]
+	default:
+		return c.ID
+	}
+}
+
 // HostContainerName is the name given to processes outside any container.
 const HostContainerName = "host"
 

@@ -34,7 +34,7 @@ func (c *CSV) Append(b []byte, ev *event.Event) []byte {
 	b = append(b, ',')
 	b = strconv.AppendUint(b, ev.Process.CgroupID, 10)
 	b = append(b, ',')
-	b = appendCSVField(b, containerLabel(&ev.Container))
+	b = appendCSVField(b, ev.Container.Label())
 	b = append(b, ',')
 	if ev.Payload != nil {
 		// Format the details after the record, then move them into place

@@ -40,22 +40,9 @@ func (t *Text) Append(b []byte, ev *event.Event) []byte {
 	s = len(b)
 	b = pad(strconv.AppendUint(b, uint64(ev.Process.Uid), 10), s, 6)
 	b = appendPadded(b, ev.Process.Comm, 16)
-	b = appendPadded(b, containerLabel(&ev.Container), 12)
+	b = appendPadded(b, ev.Container.Label(), 12)
 	b = t.w.appendPayload(b, ev.Payload)
 	return append(b, '\n')
-}
-
-// containerLabel is what text and CSV show of a container: its name, or a
-// short id when it has no name, or nothing when unknown.
-func containerLabel(c *event.Container) string {
-	switch {
-	case c.Name != "":
-		return c.Name
-	case len(c.ID) > 12:
-		return c.ID[:12]
-	default:
-		return c.ID
-	}
 }
 
 // appendPadded appends s and pads it to width with spaces, always leaving

@@ -251,7 +251,7 @@ func (f *family) observe(ev *event.Event, g *grabber) {
 	i := 0
 	if f.spec.common {
 		key[0] = ev.Tracker
-		key[1] = containerLabel(&ev.Container)
+		key[1] = ev.Container.Label()
 		key[2] = ev.Process.Comm
 		i = 3
 	}
@@ -309,18 +309,6 @@ func (f *family) counter(key *labelKey) prometheus.Counter {
 	c := f.vec.WithLabelValues(key[:f.n]...)
 	f.series[*key] = c
 	return c
-}
-
-// containerLabel is a container's name, or its short id when it has none.
-func containerLabel(c *event.Container) string {
-	switch {
-	case c.Name != "":
-		return c.Name
-	case len(c.ID) > 12:
-		return c.ID[:12]
-	default:
-		return c.ID
-	}
 }
 
 // seriesCollector reports each metric's series and folded events.

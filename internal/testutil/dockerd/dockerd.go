@@ -275,6 +275,12 @@ func (d *Daemon) DockerErr(args ...string) (string, error) {
 func (d *Daemon) run(stdin io.Reader, args ...string) (string, error) {
 	cmd := exec.Command("docker", append([]string{"-H", d.Host}, args...)...)
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(d.dir, "cli"))
+	return runCmd(cmd, stdin)
+}
+
+// runCmd runs cmd with stdin and returns its trimmed output, or an error
+// carrying what it printed on stderr.
+func runCmd(cmd *exec.Cmd, stdin io.Reader) (string, error) {
 	cmd.Stdin = stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -369,14 +375,7 @@ func (d *Daemon) Ctr(tb testing.TB, ns string, args ...string) string {
 }
 
 func (d *Daemon) ctr(stdin io.Reader, ns string, args ...string) (string, error) {
-	cmd := exec.Command("ctr", append([]string{"-a", d.ContainerdSocket(), "-n", ns}, args...)...)
-	cmd.Stdin = stdin
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return strings.TrimSpace(stdout.String()), nil
+	return runCmd(exec.Command("ctr", append([]string{"-a", d.ContainerdSocket(), "-n", ns}, args...)...), stdin)
 }
 
 // ContainerdImage copies the busybox image into containerd namespace ns
